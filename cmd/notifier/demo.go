@@ -1,0 +1,161 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/spf13/cobra"
+
+	"github.com/pgnotifier/notifier/internal/auth"
+	"github.com/pgnotifier/notifier/internal/migrate"
+	"github.com/pgnotifier/notifier/internal/pgcluster"
+	"github.com/pgnotifier/notifier/notifier"
+	"github.com/pgnotifier/notifier/sql"
+	"github.com/pgnotifier/notifier/triggers"
+)
+
+func newDemo() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Run everything on a throwaway PostgreSQL: clinic schema, seed data, triggers, the service",
+		Long: "demo starts a throwaway PostgreSQL (unless --database-url or NOTIFIER_DATABASE_URL\n" +
+			"names one), creates the reference clinic schema and seed data where missing, installs\n" +
+			"the triggers, serves on :8080 and prints a token for account 1. Ctrl-C stops it and\n" +
+			"removes the throwaway database.",
+		Args: cobra.NoArgs,
+		RunE: runDemo,
+	}
+	cmd.Flags().String("http-addr", "", "listen address (default :8080)")
+	return cmd
+}
+
+func runDemo(cmd *cobra.Command, _ []string) error {
+	ctx := cmd.Context()
+	cfg, err := load(cmd)
+	if err != nil {
+		return err
+	}
+	if !cmd.Flags().Changed("log-format") && os.Getenv("NOTIFIER_LOGGING_FORMAT") == "" {
+		cfg.Logging.Format = "text"
+	}
+	logger := newLogger(cfg, os.Stderr)
+	out := cmd.OutOrStdout()
+
+	if cfg.Database.URL == "" {
+		fmt.Fprintln(out, "starting a throwaway PostgreSQL (initdb, pg_ctl)...")
+		started := time.Now()
+		cluster, err := pgcluster.Start(ctx, pgcluster.Options{Logger: logger})
+		if err != nil {
+			return fmt.Errorf("demo: %w", err)
+		}
+		defer func() {
+			if err := cluster.Close(context.WithoutCancel(ctx)); err != nil {
+				logger.Warn("remove throwaway database", "error", err)
+			} else {
+				fmt.Fprintln(out, "throwaway PostgreSQL stopped and removed")
+			}
+		}()
+		cfg.Database.URL = cluster.ConnString("postgres")
+		fmt.Fprintf(out, "PostgreSQL ready on 127.0.0.1:%d in %s\n", cluster.Port(), time.Since(started).Round(10*time.Millisecond))
+	}
+	if err := prepareDemo(ctx, cfg.Database.URL, out); err != nil {
+		return err
+	}
+	if cfg.Auth.JWTSecret == "" {
+		b := make([]byte, 32)
+		_, _ = rand.Read(b)
+		cfg.Auth.JWTSecret = hex.EncodeToString(b)
+	}
+	token, err := auth.Mint([]byte(cfg.Auth.JWTSecret), cfg.Auth.AccountClaim, 1, 12*time.Hour, time.Now())
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.HTTP.Addr, err)
+	}
+	svc, err := notifier.New(cfg, logger, ln)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- svc.Run(ctx) }()
+	select {
+	case <-svc.Started():
+		printDemo(out, ln.Addr(), token, cfg.Database.URL)
+	case err := <-errc:
+		return err
+	}
+	return <-errc
+}
+
+// prepareDemo creates the clinic schema and seed where missing and installs the triggers.
+func prepareDemo(ctx context.Context, url string, out io.Writer) error {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return fmt.Errorf("demo: connect: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, sql.Schema); err != nil {
+		return fmt.Errorf("demo: create clinic schema: %w", err)
+	}
+	migrations, err := migrate.Load(triggers.FS)
+	if err != nil {
+		return err
+	}
+	applied, err := migrate.Up(ctx, conn, migrations)
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	for _, m := range applied {
+		fmt.Fprintf(out, "installed triggers %04d_%s\n", m.Version, m.Name)
+	}
+	if _, err := conn.Exec(ctx, sql.Seed); err != nil {
+		return fmt.Errorf("demo: seed clinic data: %w", err)
+	}
+	return nil
+}
+
+func printDemo(out io.Writer, addr net.Addr, token, dbURL string) {
+	host := addr.String()
+	if tcp, ok := addr.(*net.TCPAddr); ok && (tcp.IP.IsUnspecified() || tcp.IP == nil) {
+		host = fmt.Sprintf("localhost:%d", tcp.Port)
+	}
+	fmt.Fprintf(out, `
+notifier is live on http://%[1]s
+
+token for account 1 (valid 12h):
+  %[2]s
+
+connect a dashboard:
+  plain WebSocket:  ws://%[1]s/ws?access_token=%[2]s
+  Socket.IO:        io("http://%[1]s", { auth: { token } })
+
+make a change and watch it arrive:
+  psql '%[3]s' -c "INSERT INTO appointments (date, \"startTime\", \"endTime\", \"doctorId\", \"patientId\", \"statusId\", \"accountId\") VALUES (now(), '09:00', '09:15', 1, 1, 1, 1)"
+
+Ctrl-C stops the demo.
+`, host, token, redactURL(dbURL))
+}
+
+// redactURL hides a password in a connection URL.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	if _, has := u.User.Password(); has {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}

@@ -1,0 +1,259 @@
+// Package config loads the notifier's configuration from defaults, an optional YAML
+// file, NOTIFIER_* environment variables and command-line flags, in rising order of
+// precedence. It is the only package that imports viper.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+
+	"github.com/pgnotifier/notifier/notifier/decode"
+)
+
+// Config is everything the notifier can be told.
+type Config struct {
+	Database Database `mapstructure:"database"`
+	HTTP     HTTP     `mapstructure:"http"`
+	Auth     Auth     `mapstructure:"auth"`
+	Events   []string `mapstructure:"events"` // allowlist of event names sent to clients
+	Hub      Hub      `mapstructure:"hub"`
+	WS       WS       `mapstructure:"ws"`
+	Log      Log      `mapstructure:"log"`
+	Logging  Logging  `mapstructure:"logging"`
+
+	// EventSet is Events parsed; set by Load.
+	EventSet decode.Set `mapstructure:"-"`
+}
+
+// Database says where the clinic's PostgreSQL is.
+type Database struct {
+	URL      string `mapstructure:"url"`
+	MaxConns int32  `mapstructure:"max_conns"`
+}
+
+// HTTP configures the server.
+type HTTP struct {
+	Addr            string        `mapstructure:"addr"`
+	AllowedOrigins  []string      `mapstructure:"allowed_origins"`
+	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
+}
+
+// Auth configures token verification.
+type Auth struct {
+	JWTSecret    string `mapstructure:"jwt_secret"`
+	AccountClaim string `mapstructure:"account_claim"`
+}
+
+// Hub configures rooms and per-connection queues.
+type Hub struct {
+	RoomPrefix   string `mapstructure:"room_prefix"`
+	QueueSize    int    `mapstructure:"queue_size"`
+	ReplayBuffer int    `mapstructure:"replay_buffer"`
+}
+
+// WS configures WebSocket keep-alive and limits.
+type WS struct {
+	PingInterval time.Duration `mapstructure:"ping_interval"`
+	PongWait     time.Duration `mapstructure:"pong_wait"`
+	WriteWait    time.Duration `mapstructure:"write_wait"`
+	ReadLimit    int64         `mapstructure:"read_limit"`
+}
+
+// Log configures the event log's retention.
+type Log struct {
+	Retention     time.Duration `mapstructure:"retention"`
+	PruneInterval time.Duration `mapstructure:"prune_interval"`
+}
+
+// Logging configures the process's own logs.
+type Logging struct {
+	Level  string `mapstructure:"level"`
+	Format string `mapstructure:"format"`
+}
+
+// defaults has a value for every key: viper's Unmarshal ignores environment variables
+// for keys it has never heard of.
+var defaults = map[string]any{
+	"database.url":          "",
+	"database.max_conns":    int32(8),
+	"http.addr":             ":8080",
+	"http.allowed_origins":  []string{},
+	"http.shutdown_timeout": 10 * time.Second,
+	"auth.jwt_secret":       "",
+	"auth.account_claim":    "accountId",
+	"events":                eventNames(decode.AllKinds),
+	"hub.room_prefix":       "orders.account.",
+	"hub.queue_size":        256,
+	"hub.replay_buffer":     1024,
+	"ws.ping_interval":      25 * time.Second,
+	"ws.pong_wait":          60 * time.Second,
+	"ws.write_wait":         10 * time.Second,
+	"ws.read_limit":         int64(4096),
+	"log.retention":         24 * time.Hour,
+	"log.prune_interval":    time.Minute,
+	"logging.level":         "info",
+	"logging.format":        "json",
+}
+
+func eventNames(s decode.Set) []string {
+	var out []string
+	for _, k := range decode.Kinds() {
+		if s.Has(k) {
+			out = append(out, k.String())
+		}
+	}
+	return out
+}
+
+// Flags maps command-line flag names to configuration keys; Load reads each flag that
+// exists in the flag set it is given and was set.
+var Flags = map[string]string{
+	"database-url": "database.url",
+	"http-addr":    "http.addr",
+	"jwt-secret":   "auth.jwt_secret",
+	"log-level":    "logging.level",
+	"log-format":   "logging.format",
+}
+
+// ErrInvalid is wrapped by every configuration error.
+var ErrInvalid = errors.New("invalid configuration")
+
+// Load reads the configuration: defaults, then file (if not empty), then NOTIFIER_*
+// environment variables (NOTIFIER_HTTP_ADDR for http.addr), then flags.
+func Load(file string, flags *pflag.FlagSet) (Config, error) {
+	v := viper.New()
+	for k, val := range defaults {
+		v.SetDefault(k, val)
+	}
+	v.SetEnvPrefix("NOTIFIER")
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AutomaticEnv()
+	if file != "" {
+		v.SetConfigFile(file)
+		if err := v.ReadInConfig(); err != nil {
+			return Config{}, fmt.Errorf("%w: config file %s: %v", ErrInvalid, file, err)
+		}
+	}
+	if flags != nil {
+		for name, key := range Flags {
+			if f := flags.Lookup(name); f != nil {
+				if err := v.BindPFlag(key, f); err != nil {
+					return Config{}, fmt.Errorf("bind flag --%s: %w", name, err)
+				}
+			}
+		}
+	}
+	var c Config
+	if err := v.Unmarshal(&c); err != nil {
+		return Config{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	// A comma-separated environment variable arrives as one element.
+	c.Events = splitList(c.Events)
+	c.HTTP.AllowedOrigins = splitList(c.HTTP.AllowedOrigins)
+	if err := c.validateCommon(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+func splitList(in []string) []string {
+	var out []string
+	for _, s := range in {
+		for _, p := range strings.Split(s, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+func invalid(key, format string, args ...any) error {
+	return fmt.Errorf("%w: %s: %s", ErrInvalid, key, fmt.Sprintf(format, args...))
+}
+
+func (c *Config) validateCommon() error {
+	set, err := decode.ParseSet(c.Events)
+	if err != nil {
+		return invalid("events", "%v (known: %s)", err, strings.Join(eventNames(decode.AllKinds), ", "))
+	}
+	if len(c.Events) == 0 {
+		return invalid("events", "must name at least one event")
+	}
+	c.EventSet = set
+	switch {
+	case c.Database.MaxConns < 2:
+		return invalid("database.max_conns", "must be at least 2, got %d", c.Database.MaxConns)
+	case c.HTTP.ShutdownTimeout <= 0:
+		return invalid("http.shutdown_timeout", "must be positive")
+	case c.Auth.AccountClaim == "":
+		return invalid("auth.account_claim", "must not be empty")
+	case c.Hub.QueueSize < 1:
+		return invalid("hub.queue_size", "must be at least 1, got %d", c.Hub.QueueSize)
+	case c.Hub.ReplayBuffer < 1:
+		return invalid("hub.replay_buffer", "must be at least 1, got %d", c.Hub.ReplayBuffer)
+	case c.WS.PingInterval <= 0:
+		return invalid("ws.ping_interval", "must be positive")
+	case c.WS.PongWait <= c.WS.PingInterval:
+		return invalid("ws.pong_wait", "must be longer than ws.ping_interval (%s), got %s", c.WS.PingInterval, c.WS.PongWait)
+	case c.WS.WriteWait <= 0:
+		return invalid("ws.write_wait", "must be positive")
+	case c.WS.ReadLimit < 128:
+		return invalid("ws.read_limit", "must be at least 128 bytes, got %d", c.WS.ReadLimit)
+	case c.Log.Retention < time.Minute:
+		return invalid("log.retention", "must be at least 1m, got %s", c.Log.Retention)
+	case c.Log.PruneInterval <= 0:
+		return invalid("log.prune_interval", "must be positive")
+	}
+	switch c.Logging.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return invalid("logging.level", "must be debug, info, warn or error, got %q", c.Logging.Level)
+	}
+	switch c.Logging.Format {
+	case "json", "text":
+	default:
+		return invalid("logging.format", "must be json or text, got %q", c.Logging.Format)
+	}
+	if c.Database.URL != "" {
+		if err := checkDatabaseURL(c.Database.URL); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkDatabaseURL rejects a URL pgx could not parse, without echoing its password.
+func checkDatabaseURL(s string) error {
+	if strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://") {
+		if _, err := url.Parse(s); err != nil {
+			return invalid("database.url", "not a valid URL")
+		}
+	}
+	return nil
+}
+
+// RequireDatabase checks that database.url is set.
+func (c Config) RequireDatabase() error {
+	if c.Database.URL == "" {
+		return invalid("database.url", "required (NOTIFIER_DATABASE_URL or --database-url)")
+	}
+	return nil
+}
+
+// RequireSecret checks that auth.jwt_secret is set and long enough for HS256.
+func (c Config) RequireSecret() error {
+	switch {
+	case c.Auth.JWTSecret == "":
+		return invalid("auth.jwt_secret", "required (NOTIFIER_AUTH_JWT_SECRET or --jwt-secret)")
+	case len(c.Auth.JWTSecret) < 32:
+		return invalid("auth.jwt_secret", "must be at least 32 bytes for HS256, got %d", len(c.Auth.JWTSecret))
+	}
+	return nil
+}

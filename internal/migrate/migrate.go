@@ -1,0 +1,281 @@
+// Package migrate applies the notifier's migrations (package triggers) in one
+// transaction each way, and records them in notifier.schema_migrations.
+//
+// # Concurrency
+//
+// Up, Down and Status take a transaction-scoped advisory lock, so two notifiers
+// migrating at once apply each file once.
+//
+// # Invariants
+//
+// Up either applies every pending migration or nothing (one transaction); it first
+// checks that the clinic tables and columns the triggers and enrichment use exist, and
+// names whatever is missing. Down removes everything Up added, the schema included,
+// and never touches the application's rows.
+package migrate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Migration is one numbered pair of files.
+type Migration struct {
+	Version int
+	Name    string
+	Up      string
+	Down    string
+}
+
+// Status is a migration and whether it is applied.
+type Status struct {
+	Migration
+	Applied   bool
+	AppliedAt time.Time
+}
+
+// ErrSchemaIncomplete is returned by Up when the database lacks clinic tables or
+// columns the notifier needs.
+var ErrSchemaIncomplete = errors.New("the clinic schema is incomplete")
+
+var fileRE = regexp.MustCompile(`^(\d+)_([a-z0-9_]+)\.(up|down)\.sql$`)
+
+// Load reads the NNNN_name.up.sql / NNNN_name.down.sql pairs at fsys's root.
+func Load(fsys fs.FS) ([]Migration, error) {
+	files, err := fs.ReadDir(fsys, ".")
+	if err != nil {
+		return nil, fmt.Errorf("read migrations: %w", err)
+	}
+	byVersion := map[int]*Migration{}
+	for _, f := range files {
+		m := fileRE.FindStringSubmatch(f.Name())
+		if m == nil {
+			continue
+		}
+		v, _ := strconv.Atoi(m[1])
+		body, err := fs.ReadFile(fsys, f.Name())
+		if err != nil {
+			return nil, fmt.Errorf("read migration %s: %w", f.Name(), err)
+		}
+		mig := byVersion[v]
+		if mig == nil {
+			mig = &Migration{Version: v, Name: m[2]}
+			byVersion[v] = mig
+		}
+		if mig.Name != m[2] {
+			return nil, fmt.Errorf("migration %d has two names: %s and %s", v, mig.Name, m[2])
+		}
+		if m[3] == "up" {
+			mig.Up = string(body)
+		} else {
+			mig.Down = string(body)
+		}
+	}
+	out := make([]Migration, 0, len(byVersion))
+	for _, m := range byVersion {
+		if m.Up == "" || m.Down == "" {
+			return nil, fmt.Errorf("migration %04d_%s lacks its up or down file", m.Version, m.Name)
+		}
+		out = append(out, *m)
+	}
+	slices.SortFunc(out, func(a, b Migration) int { return a.Version - b.Version })
+	return out, nil
+}
+
+// lockKey serialises migrations: "notifmig" in ASCII.
+const lockKey = 7957695015049423207
+
+const bookkeeping = `CREATE SCHEMA IF NOT EXISTS notifier;
+CREATE TABLE IF NOT EXISTS notifier.schema_migrations (
+    version    integer     PRIMARY KEY,
+    name       text        NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+)`
+
+// required lists the clinic tables and columns the triggers and enrichment read.
+var required = map[string][]string{
+	"statuses":               {"id", "name", "color"},
+	"contacts":               {"id", "phone", "email"},
+	"patients":               {"id", "name", "contactId", "accountId"},
+	"procedures":             {"id", "name", "price", "accountId"},
+	"doctors":                {"id", "name", "crm", "email", "phone", "isBusy", "accountId", "createdAt", "updatedAt", "deletedAt"},
+	"doctor_procedures":      {"id", "doctorId", "procedureId"},
+	"appointments":           {"id", "date", "startTime", "endTime", "notes", "doctorId", "patientId", "statusId", "accountId", "createdAt", "updatedAt", "deletedAt"},
+	"appointment_procedures": {"id", "appointmentId", "procedureId"},
+}
+
+// CheckSchema reports every required clinic table or column that the search_path
+// does not resolve, wrapped in ErrSchemaIncomplete.
+func CheckSchema(ctx context.Context, q interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}) error {
+	rows, err := q.Query(ctx, `SELECT c.relname, a.attname
+FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+WHERE c.oid = ANY (SELECT to_regclass(quote_ident(t))::oid FROM unnest($1::text[]) t)`, slices.Sorted(maps.Keys(required)))
+	if err != nil {
+		return fmt.Errorf("check clinic schema: %w", err)
+	}
+	have := map[string]bool{}
+	tables := map[string]bool{}
+	for rows.Next() {
+		var t, c string
+		if err := rows.Scan(&t, &c); err != nil {
+			return fmt.Errorf("check clinic schema: %w", err)
+		}
+		tables[t] = true
+		have[t+"."+c] = true
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("check clinic schema: %w", err)
+	}
+	var missing []string
+	for _, t := range slices.Sorted(maps.Keys(required)) {
+		if !tables[t] {
+			missing = append(missing, "table "+t)
+			continue
+		}
+		for _, c := range required[t] {
+			if !have[t+"."+c] {
+				missing = append(missing, fmt.Sprintf("column %s.%q", t, c))
+			}
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%w: missing %s", ErrSchemaIncomplete, strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+// Up applies every pending migration in one transaction and returns those applied.
+func Up(ctx context.Context, conn *pgx.Conn, migrations []Migration) ([]Migration, error) {
+	var applied []Migration
+	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(lockKey)); err != nil {
+			return fmt.Errorf("lock: %w", err)
+		}
+		if err := CheckSchema(ctx, tx); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, bookkeeping); err != nil {
+			return fmt.Errorf("create notifier.schema_migrations: %w", err)
+		}
+		done, err := appliedVersions(ctx, tx)
+		if err != nil {
+			return err
+		}
+		for _, m := range migrations {
+			if _, ok := done[m.Version]; ok {
+				continue
+			}
+			if _, err := tx.Exec(ctx, m.Up); err != nil {
+				return fmt.Errorf("apply %04d_%s: %w", m.Version, m.Name, err)
+			}
+			if _, err := tx.Exec(ctx, "INSERT INTO notifier.schema_migrations (version, name) VALUES ($1, $2)", m.Version, m.Name); err != nil {
+				return fmt.Errorf("record %04d_%s: %w", m.Version, m.Name, err)
+			}
+			applied = append(applied, m)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("migrate up: %w", err)
+	}
+	return applied, nil
+}
+
+// Down reverts every applied migration, newest first, then drops the bookkeeping table
+// and schema notifier, in one transaction; it returns those reverted.
+func Down(ctx context.Context, conn *pgx.Conn, migrations []Migration) ([]Migration, error) {
+	var reverted []Migration
+	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(lockKey)); err != nil {
+			return fmt.Errorf("lock: %w", err)
+		}
+		var exists bool
+		if err := tx.QueryRow(ctx, "SELECT to_regclass('notifier.schema_migrations') IS NOT NULL").Scan(&exists); err != nil {
+			return fmt.Errorf("read notifier.schema_migrations: %w", err)
+		}
+		if !exists {
+			return nil
+		}
+		done, err := appliedVersions(ctx, tx)
+		if err != nil {
+			return err
+		}
+		for i := len(migrations) - 1; i >= 0; i-- {
+			m := migrations[i]
+			if _, ok := done[m.Version]; !ok {
+				continue
+			}
+			if _, err := tx.Exec(ctx, m.Down); err != nil {
+				return fmt.Errorf("revert %04d_%s: %w", m.Version, m.Name, err)
+			}
+			if _, err := tx.Exec(ctx, "DELETE FROM notifier.schema_migrations WHERE version = $1", m.Version); err != nil {
+				return fmt.Errorf("unrecord %04d_%s: %w", m.Version, m.Name, err)
+			}
+			reverted = append(reverted, m)
+		}
+		if _, err := tx.Exec(ctx, "DROP TABLE notifier.schema_migrations; DROP SCHEMA notifier"); err != nil {
+			return fmt.Errorf("drop schema notifier: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("migrate down: %w", err)
+	}
+	return reverted, nil
+}
+
+// List returns every migration with whether and when it was applied.
+func List(ctx context.Context, conn *pgx.Conn, migrations []Migration) ([]Status, error) {
+	out := make([]Status, len(migrations))
+	for i, m := range migrations {
+		out[i].Migration = m
+	}
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT to_regclass('notifier.schema_migrations') IS NOT NULL").Scan(&exists); err != nil {
+		return nil, fmt.Errorf("migrate status: %w", err)
+	}
+	if !exists {
+		return out, nil
+	}
+	done, err := appliedVersions(ctx, conn)
+	if err != nil {
+		return nil, fmt.Errorf("migrate status: %w", err)
+	}
+	for i := range out {
+		if at, ok := done[out[i].Version]; ok {
+			out[i].Applied, out[i].AppliedAt = true, at
+		}
+	}
+	return out, nil
+}
+
+func appliedVersions(ctx context.Context, q interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}) (map[int]time.Time, error) {
+	rows, err := q.Query(ctx, "SELECT version, applied_at FROM notifier.schema_migrations")
+	if err != nil {
+		return nil, fmt.Errorf("read notifier.schema_migrations: %w", err)
+	}
+	done := map[int]time.Time{}
+	for rows.Next() {
+		var v int
+		var at time.Time
+		if err := rows.Scan(&v, &at); err != nil {
+			return nil, fmt.Errorf("read notifier.schema_migrations: %w", err)
+		}
+		done[v] = at
+	}
+	return done, rows.Err()
+}
