@@ -15,11 +15,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/pgnotifier/notifier/internal/auth"
-	"github.com/pgnotifier/notifier/internal/migrate"
+	"github.com/pgnotifier/notifier/internal/clinicdb"
 	"github.com/pgnotifier/notifier/internal/pgcluster"
 	"github.com/pgnotifier/notifier/notifier"
-	"github.com/pgnotifier/notifier/sql"
-	"github.com/pgnotifier/notifier/triggers"
 )
 
 func newDemo() *cobra.Command {
@@ -106,22 +104,12 @@ func prepareDemo(ctx context.Context, url string, out io.Writer) error {
 		return fmt.Errorf("demo: connect: %w", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	if _, err := conn.Exec(ctx, sql.Schema); err != nil {
-		return fmt.Errorf("demo: create clinic schema: %w", err)
-	}
-	migrations, err := migrate.Load(triggers.FS)
-	if err != nil {
-		return err
-	}
-	applied, err := migrate.Up(ctx, conn, migrations)
+	applied, err := clinicdb.Prepare(ctx, conn)
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
 	for _, m := range applied {
 		fmt.Fprintf(out, "installed triggers %04d_%s\n", m.Version, m.Name)
-	}
-	if _, err := conn.Exec(ctx, sql.Seed); err != nil {
-		return fmt.Errorf("demo: seed clinic data: %w", err)
 	}
 	return nil
 }

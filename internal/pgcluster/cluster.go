@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -196,7 +195,7 @@ func settingsBlock(extra map[string]string) ([]byte, error) {
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
-		if !settingName.MatchString(k) {
+		if !validSettingName(k) {
 			return nil, fmt.Errorf("setting %q: not a setting name", k)
 		}
 		switch strings.ToLower(k) {
@@ -211,11 +210,29 @@ func settingsBlock(extra map[string]string) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// settingName matches parameter names, including custom ones ("auto_explain.log_min_duration").
-var settingName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$`)
+// validSettingName reports whether name looks like a parameter name,
+// custom ones ("auto_explain.log_min_duration") included, so no name can
+// smuggle a second line into postgresql.conf.
+func validSettingName(name string) bool {
+	parts := strings.Split(name, ".")
+	if len(parts) > 2 {
+		return false
+	}
+	for _, p := range parts {
+		if p == "" || isDigit(rune(p[0])) {
+			return false
+		}
+		for _, r := range p {
+			if r != '_' && !isDigit(r) && (r < 'a' || r > 'z') && (r < 'A' || r > 'Z') {
+				return false
+			}
+		}
+	}
+	return true
+}
 
-// writeSetting writes one quoted setting; postgresql.conf strings use ”
-// for a quote and process backslash escapes.
+// writeSetting writes one setting as a quoted string: postgresql.conf
+// doubles a quote inside one and processes backslash escapes.
 func writeSetting(b *bytes.Buffer, name, value string) {
 	value = strings.NewReplacer(`\`, `\\`, `'`, `''`).Replace(value)
 	fmt.Fprintf(b, "%s = '%s'\n", name, value)

@@ -122,3 +122,22 @@ func TestStartGivesUpAfterThreeTakenPorts(t *testing.T) {
 		t.Errorf("picked %d ports, want %d", picks, startAttempts)
 	}
 }
+
+func TestValidSettingName(t *testing.T) {
+	t.Parallel()
+	for name, want := range map[string]bool{
+		"work_mem":                      true,
+		"auto_explain.log_min_duration": true,
+		"_x1":                           true,
+		"":                              false,
+		"1abc":                          false,
+		"a.b.c":                         false,
+		"a.":                            false,
+		"work_mem = 1\nfsync":           false,
+		"wörk":                          false,
+	} {
+		if got := validSettingName(name); got != want {
+			t.Errorf("validSettingName(%q) = %v, want %v", name, got, want)
+		}
+	}
+}
