@@ -52,9 +52,9 @@ type Auth struct {
 
 // Hub configures rooms and per-connection queues.
 type Hub struct {
-	RoomPrefix   string `mapstructure:"room_prefix"`
-	QueueSize    int    `mapstructure:"queue_size"`
-	ReplayBuffer int    `mapstructure:"replay_buffer"`
+	RoomPrefix   string        `mapstructure:"room_prefix"`
+	ReplayBuffer int           `mapstructure:"replay_buffer"`
+	MaxLag       time.Duration `mapstructure:"max_lag"`
 }
 
 // WS configures WebSocket keep-alive and limits.
@@ -89,7 +89,7 @@ var defaults = map[string]any{
 	"auth.account_claim":    "accountId",
 	"events":                eventNames(decode.AllKinds),
 	"hub.room_prefix":       "orders.account.",
-	"hub.queue_size":        256,
+	"hub.max_lag":           30 * time.Second,
 	"hub.replay_buffer":     1024,
 	"ws.ping_interval":      25 * time.Second,
 	"ws.pong_wait":          60 * time.Second,
@@ -194,8 +194,8 @@ func (c *Config) validateCommon() error {
 		return invalid("http.shutdown_timeout", "must be positive")
 	case c.Auth.AccountClaim == "":
 		return invalid("auth.account_claim", "must not be empty")
-	case c.Hub.QueueSize < 1:
-		return invalid("hub.queue_size", "must be at least 1, got %d", c.Hub.QueueSize)
+	case c.Hub.MaxLag < time.Second:
+		return invalid("hub.max_lag", "must be at least 1s, got %s", c.Hub.MaxLag)
 	case c.Hub.ReplayBuffer < 1:
 		return invalid("hub.replay_buffer", "must be at least 1, got %d", c.Hub.ReplayBuffer)
 	case c.WS.PingInterval <= 0:
