@@ -1,0 +1,105 @@
+// Package eventlog reads and prunes notifier.events, the durable log the triggers write
+// at COMMIT. Ids are drawn under a transaction lock released only after the commit is
+// visible (triggers/0001_event_log.up.sql), so they are in commit order and
+// "id > cursor" never skips a row that commits later: every id below a visible id is
+// either visible already or belongs to a transaction that rolled back.
+package eventlog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Querier runs a query; *pgx.Conn, *pgxpool.Pool and pgx.Tx all are.
+type Querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// Entry is one log row as the NOTIFY payload carries it (SQL notifier.payload).
+type Entry struct {
+	ID      int64
+	Payload []byte
+}
+
+// Bounds is what the log can replay: ids above PrunedThrough up to Head.
+type Bounds struct {
+	PrunedThrough int64 // ids at or below may have been pruned
+	Head          int64 // highest committed id, 0 when the log is empty
+}
+
+const (
+	readAfterSQL = `SELECT id, notifier.payload(id, event, row_id, account_id)
+FROM notifier.events WHERE id > $1 ORDER BY id LIMIT $2`
+	readAccountSQL = `SELECT id, notifier.payload(id, event, row_id, account_id)
+FROM notifier.events WHERE account_id = $1 AND id > $2 AND id <= $3 ORDER BY id LIMIT $4`
+	boundsSQL = `SELECT (SELECT pruned_through FROM notifier.log_state),
+       greatest((SELECT max(id) FROM notifier.events), (SELECT pruned_through FROM notifier.log_state))`
+	pruneSQL = `WITH gone AS (
+    DELETE FROM notifier.events WHERE id IN (
+        SELECT id FROM notifier.events WHERE created_at < $1 ORDER BY id LIMIT $2)
+    RETURNING id)
+UPDATE notifier.log_state SET pruned_through = greatest(pruned_through, (SELECT max(id) FROM gone))
+WHERE EXISTS (SELECT 1 FROM gone)
+RETURNING (SELECT count(*) FROM gone)`
+)
+
+// ReadAfter appends to dst up to limit entries with id > after, in id order.
+func ReadAfter(ctx context.Context, q Querier, after int64, limit int, dst []Entry) ([]Entry, error) {
+	rows, err := q.Query(ctx, readAfterSQL, after, limit)
+	if err != nil {
+		return dst, fmt.Errorf("read log after %d: %w", after, err)
+	}
+	return collect(rows, dst, "read log after", after)
+}
+
+// ReadAccount appends to dst up to limit entries of one account with after < id <= through, in id order.
+func ReadAccount(ctx context.Context, q Querier, account, after, through int64, limit int, dst []Entry) ([]Entry, error) {
+	rows, err := q.Query(ctx, readAccountSQL, account, after, through, limit)
+	if err != nil {
+		return dst, fmt.Errorf("read log of account %d after %d: %w", account, after, err)
+	}
+	return collect(rows, dst, "read log of account after", after)
+}
+
+func collect(rows pgx.Rows, dst []Entry, op string, after int64) ([]Entry, error) {
+	defer rows.Close()
+	for rows.Next() {
+		var e Entry
+		if err := rows.Scan(&e.ID, &e.Payload); err != nil {
+			return dst, fmt.Errorf("%s %d: scan: %w", op, after, err)
+		}
+		dst = append(dst, e)
+	}
+	if err := rows.Err(); err != nil {
+		return dst, fmt.Errorf("%s %d: %w", op, after, err)
+	}
+	return dst, nil
+}
+
+// ReadBounds returns the replayable range of the log.
+func ReadBounds(ctx context.Context, q Querier) (Bounds, error) {
+	var b Bounds
+	if err := q.QueryRow(ctx, boundsSQL).Scan(&b.PrunedThrough, &b.Head); err != nil {
+		return Bounds{}, fmt.Errorf("read log bounds: %w", err)
+	}
+	return b, nil
+}
+
+// Prune deletes up to batch entries older than before and raises pruned_through past
+// them; it returns how many it deleted.
+func Prune(ctx context.Context, q Querier, before time.Time, batch int) (int64, error) {
+	var n int64
+	err := q.QueryRow(ctx, pruneSQL, before, batch).Scan(&n)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("prune log before %s: %w", before.Format(time.RFC3339), err)
+	}
+	return n, nil
+}

@@ -1,0 +1,373 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pgnotifier/notifier/notifier/decode"
+)
+
+// Errors that end a subscription; Subscription.Err returns them.
+var (
+	ErrSlowConsumer = errors.New("slow consumer")
+	ErrShutdown     = errors.New("server shutting down")
+	ErrClosed       = errors.New("subscription closed")
+)
+
+// ReplayFunc returns, in id order, messages of account with after < id <= through,
+// reading at most limit log entries, and the position to continue from: next >= through
+// when the range is exhausted. The notifier implements it by reading the log and
+// enriching.
+type ReplayFunc func(ctx context.Context, account, after, through int64, limit int) (msgs []*Message, next int64, err error)
+
+// BoundsFunc returns what the log can replay: ids above prunedThrough up to head.
+type BoundsFunc func(ctx context.Context) (prunedThrough, head int64, err error)
+
+// Config configures a Hub.
+type Config struct {
+	RoomPrefix   string        // room names are RoomPrefix + account id; default "orders.account."
+	ReplayBuffer int           // messages a room keeps in memory; default 1024
+	ReplayPage   int           // log entries per ReplayFunc call; default 500
+	BatchSize    int           // most messages one Poll returns; default 256
+	MaxLag       time.Duration // how long a message may wait for a subscriber; default 30s
+	ReplayFunc   ReplayFunc
+	BoundsFunc   BoundsFunc
+	Logger       *slog.Logger
+	NowFunc      func() time.Time // default time.Now
+}
+
+// Hub holds one room per account with subscribers.
+type Hub struct {
+	cfg    Config
+	logger *slog.Logger
+
+	mu     sync.RWMutex
+	rooms  map[int64]*room
+	closed bool
+	head   atomic.Int64 // id of the last message published (or the start position)
+
+	subs atomic.Int64
+}
+
+// New returns a Hub whose first published message follows start.
+func New(cfg Config, start int64) *Hub {
+	if cfg.RoomPrefix == "" {
+		cfg.RoomPrefix = "orders.account."
+	}
+	if cfg.ReplayBuffer <= 0 {
+		cfg.ReplayBuffer = 1024
+	}
+	if cfg.ReplayPage <= 0 {
+		cfg.ReplayPage = 500
+	}
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = 256
+	}
+	if cfg.MaxLag <= 0 {
+		cfg.MaxLag = 30 * time.Second
+	}
+	if cfg.NowFunc == nil {
+		cfg.NowFunc = time.Now
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	h := &Hub{cfg: cfg, logger: logger.With("component", "hub"), rooms: make(map[int64]*room)}
+	h.head.Store(start)
+	return h
+}
+
+// Room returns the name of account's room.
+func (h *Hub) Room(account int64) string {
+	return h.cfg.RoomPrefix + strconv.FormatInt(account, 10)
+}
+
+// Head returns the id of the last message published.
+func (h *Hub) Head() int64 { return h.head.Load() }
+
+// Subscribers returns the number of live subscriptions.
+func (h *Hub) Subscribers() int64 { return h.subs.Load() }
+
+// Publish fans msgs, in id order, out to their rooms. It never waits for a subscriber.
+func (h *Hub) Publish(msgs []*Message) {
+	if len(msgs) == 0 {
+		return
+	}
+	now := h.cfg.NowFunc()
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	var last *room
+	for _, m := range msgs {
+		m.published = now
+		r := h.rooms[m.AccountID]
+		if r != nil {
+			r.append(m)
+			if last != nil && last != r {
+				last.wakeAll()
+			}
+			last = r
+		}
+		h.head.Store(m.ID)
+	}
+	if last != nil {
+		last.wakeAll()
+	}
+}
+
+// Subscribe joins account's room for the kinds in kinds. With since < 0 the subscriber
+// gets what is published from now on; with since >= 0, every message after since,
+// replayed from the log as needed. resync is true when the log no longer reaches back
+// to since, or since is ahead of it: the client must reload its lists, and gets live
+// messages only.
+func (h *Hub) Subscribe(ctx context.Context, account int64, kinds decode.Set, since int64) (sub *Subscription, resync bool, err error) {
+	if since >= 0 {
+		pruned, head, err := h.cfg.BoundsFunc(ctx)
+		if err != nil {
+			return nil, false, fmt.Errorf("subscribe account %d since %d: %w", account, since, err)
+		}
+		resync = since < pruned || since > head
+	}
+	sub = &Subscription{
+		hub:     h,
+		account: account,
+		kinds:   kinds,
+		wake:    make(chan struct{}, 1),
+		done:    make(chan struct{}),
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return nil, false, ErrShutdown
+	}
+	r := h.rooms[account]
+	if r == nil {
+		// Publish cannot run while h.mu is held exclusively, so the head is exact: the
+		// room will hold every message of the account after it.
+		r = &room{floor: h.head.Load(), ring: make([]*Message, 0, min(h.cfg.ReplayBuffer, 64)), max: h.cfg.ReplayBuffer}
+		h.rooms[account] = r
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if since < 0 || resync {
+		sub.cursor = h.head.Load()
+	} else {
+		sub.cursor = since
+	}
+	r.add(sub)
+	return sub, resync, nil
+}
+
+// Close ends every subscription with ErrShutdown and refuses new ones.
+func (h *Hub) Close() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.closed = true
+	for acc, r := range h.rooms {
+		r.mu.Lock()
+		for len(r.subs) > 0 {
+			r.remove(r.subs[len(r.subs)-1], ErrShutdown)
+		}
+		r.mu.Unlock()
+		delete(h.rooms, acc)
+	}
+}
+
+// room is one account's subscribers and its recent messages.
+type room struct {
+	mu        sync.RWMutex
+	subs      []*Subscription
+	ring      []*Message // the last max messages in id order, oldest at start
+	start     int
+	max       int
+	floor     int64     // every message of the account with id > floor is in ring
+	floorTime time.Time // when the message at floor was published
+}
+
+// append adds m to the ring, evicting the oldest when full.
+func (r *room) append(m *Message) {
+	r.mu.Lock()
+	if len(r.ring) < r.max {
+		r.ring = append(r.ring, m)
+	} else {
+		old := r.ring[r.start]
+		r.floor, r.floorTime = old.ID, old.published
+		r.ring[r.start] = m
+		r.start = (r.start + 1) % r.max
+	}
+	r.mu.Unlock()
+}
+
+func (r *room) wakeAll() {
+	r.mu.RLock()
+	for _, s := range r.subs {
+		select {
+		case s.wake <- struct{}{}:
+		default: // already due a look
+		}
+	}
+	r.mu.RUnlock()
+}
+
+// at returns the i-th oldest message of the ring. r.mu must be held.
+func (r *room) at(i int) *Message { return r.ring[(r.start+i)%len(r.ring)] }
+
+// after appends to dst the messages with id > cursor of the given kinds, at most n of
+// them, and returns the id of the last message it looked at (cursor if none) and when
+// the first of them was published. r.mu must be held.
+func (r *room) after(cursor int64, kinds decode.Set, n int, dst []*Message) ([]*Message, int64, time.Time) {
+	i := sort.Search(len(r.ring), func(i int) bool { return r.at(i).ID > cursor })
+	last := cursor
+	var first time.Time
+	for ; i < len(r.ring) && len(dst) < n; i++ {
+		m := r.at(i)
+		if first.IsZero() {
+			first = m.published
+		}
+		last = m.ID
+		if kinds.Has(m.Kind) {
+			dst = append(dst, m)
+		}
+	}
+	return dst, last, first
+}
+
+func (r *room) add(s *Subscription) {
+	s.room = r
+	s.index = len(r.subs)
+	r.subs = append(r.subs, s)
+	s.hub.subs.Add(1)
+}
+
+// remove takes s out of the room and ends it with err. r.mu must be held.
+func (r *room) remove(s *Subscription, err error) {
+	if s.index < 0 {
+		return
+	}
+	last := len(r.subs) - 1
+	r.subs[s.index] = r.subs[last]
+	r.subs[s.index].index = s.index
+	r.subs[last] = nil
+	r.subs = r.subs[:last]
+	s.index = -1
+	s.err = err
+	close(s.done)
+	s.hub.subs.Add(-1)
+}
+
+// Subscription is one connection's cursor in its account's room.
+type Subscription struct {
+	hub     *Hub
+	room    *room
+	account int64
+	kinds   decode.Set
+	wake    chan struct{}
+	done    chan struct{}
+
+	cursor int64 // id of the last message handed out or skipped; owned by the Poll caller
+
+	// Guarded by room.mu.
+	index int // in room.subs; -1 once removed
+	err   error
+}
+
+// Wake receives when new messages may be due: call Poll.
+func (s *Subscription) Wake() <-chan struct{} { return s.wake }
+
+// Done is closed when the subscription ends; Err then says why.
+func (s *Subscription) Done() <-chan struct{} { return s.done }
+
+// Err returns why the subscription ended: ErrSlowConsumer, ErrShutdown or ErrClosed.
+// Only valid after Done is closed.
+func (s *Subscription) Err() error { return s.err }
+
+// Cursor returns the id of the last message Poll handed out or skipped.
+func (s *Subscription) Cursor() int64 { return s.cursor }
+
+// Poll appends to dst the messages due, in id order, at most Config.BatchSize, and
+// advances the cursor past them; an empty result means wait for Wake. It reads the
+// event log (blocking on the database) when the cursor is behind the room's ring. It
+// returns ErrSlowConsumer, having ended the subscription, when the oldest message due
+// has waited longer than MaxLag. Poll must not be called concurrently with itself.
+func (s *Subscription) Poll(ctx context.Context, dst []*Message) ([]*Message, error) {
+	h, r := s.hub, s.room
+	for {
+		select {
+		case <-s.done:
+			return dst, s.err
+		default:
+		}
+		r.mu.RLock()
+		floor, floorTime := r.floor, r.floorTime
+		if s.cursor >= floor {
+			var last int64
+			var first time.Time
+			dst, last, first = r.after(s.cursor, s.kinds, h.cfg.BatchSize, dst)
+			r.mu.RUnlock()
+			if last == s.cursor {
+				return dst, nil
+			}
+			if !first.IsZero() && h.cfg.NowFunc().Sub(first) > h.cfg.MaxLag {
+				return dst[:0], s.slow(first)
+			}
+			s.cursor = last
+			if len(dst) > 0 {
+				return dst, nil
+			}
+			continue // everything looked at was filtered out; look again
+		}
+		r.mu.RUnlock()
+		// Behind the ring: read the log up to its floor.
+		if !floorTime.IsZero() && h.cfg.NowFunc().Sub(floorTime) > h.cfg.MaxLag {
+			return dst[:0], s.slow(floorTime)
+		}
+		msgs, next, err := h.cfg.ReplayFunc(ctx, s.account, s.cursor, floor, h.cfg.ReplayPage)
+		if err != nil {
+			return dst, fmt.Errorf("replay account %d after %d: %w", s.account, s.cursor, err)
+		}
+		if next <= s.cursor {
+			return dst, fmt.Errorf("replay account %d after %d: no progress (next %d)", s.account, s.cursor, next)
+		}
+		for _, m := range msgs {
+			if s.kinds.Has(m.Kind) {
+				dst = append(dst, m)
+			}
+		}
+		s.cursor = min(next, floor)
+		if len(dst) > 0 {
+			return dst, nil
+		}
+	}
+}
+
+// slow ends the subscription as too slow.
+func (s *Subscription) slow(since time.Time) error {
+	s.hub.logger.Warn("slow consumer disconnected", "account_id", s.account, "cursor", s.cursor, "lag", s.hub.cfg.NowFunc().Sub(since).Round(time.Millisecond))
+	s.end(ErrSlowConsumer)
+	return ErrSlowConsumer
+}
+
+// Close leaves the room; safe to call more than once and after the hub ended it.
+func (s *Subscription) Close() { s.end(ErrClosed) }
+
+func (s *Subscription) end(err error) {
+	h, r := s.hub, s.room
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if s.index < 0 {
+		return
+	}
+	r.remove(s, err)
+	if len(r.subs) == 0 && h.rooms[s.account] == r {
+		delete(h.rooms, s.account)
+	}
+}

@@ -1,0 +1,38 @@
+package hub
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/pgnotifier/notifier/notifier/decode"
+	"github.com/pgnotifier/notifier/notifier/enrich"
+)
+
+// Message is an event encoded once for every connection of its account.
+type Message struct {
+	ID        int64
+	Kind      decode.Kind
+	AccountID int64
+	Data      []byte // the event's payload object
+	Frame     []byte // {"id":N,"event":"name","data":{...}}: one /ws text frame
+
+	published time.Time // when Publish took it; zero for messages replayed from the log
+}
+
+// NewMessage encodes ev.
+func NewMessage(ev enrich.Event) *Message {
+	name := ev.Kind.String()
+	f := make([]byte, 0, len(ev.Data)+len(name)+48)
+	f = append(f, `{"id":`...)
+	f = strconv.AppendInt(f, ev.ID, 10)
+	f = append(f, `,"event":"`...)
+	f = append(f, name...) // event names are plain ASCII, nothing to escape
+	f = append(f, `",`...)
+	if ev.Partial {
+		f = append(f, `"partial":true,`...)
+	}
+	f = append(f, `"data":`...)
+	f = append(f, ev.Data...)
+	f = append(f, '}')
+	return &Message{ID: ev.ID, Kind: ev.Kind, AccountID: ev.AccountID, Data: ev.Data, Frame: f}
+}

@@ -1,0 +1,379 @@
+package notifier
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/pgnotifier/notifier/config"
+	"github.com/pgnotifier/notifier/internal/auth"
+	"github.com/pgnotifier/notifier/notifier/decode"
+	"github.com/pgnotifier/notifier/notifier/enrich"
+	"github.com/pgnotifier/notifier/notifier/eventlog"
+	"github.com/pgnotifier/notifier/notifier/hub"
+	"github.com/pgnotifier/notifier/notifier/listen"
+	"github.com/pgnotifier/notifier/notifier/ws"
+)
+
+// ErrNotMigrated is returned by Run when the database lacks the notifier schema.
+var ErrNotMigrated = errors.New("the notifier schema is missing: run `notifier migrate up` first")
+
+// ListenerApplicationName is the application_name of the LISTEN connection, as
+// pg_stat_activity shows it.
+const ListenerApplicationName = "notifier-listen"
+
+// maxBurst bounds how many log entries one enrichment round trip covers.
+const maxBurst = 512
+
+// Service is a running notifier.
+type Service struct {
+	cfg      config.Config
+	logger   *slog.Logger
+	verifier *auth.Verifier
+	ln       net.Listener
+
+	ready   atomic.Bool
+	started chan struct{}
+	once    sync.Once
+
+	// Set by Run.
+	hub      *hub.Hub
+	pool     *pgxpool.Pool
+	enricher *enrich.Enricher
+}
+
+// New checks cfg and prepares a Service. ln, when not nil, is used instead of
+// listening on http.addr (tests pass 127.0.0.1:0).
+func New(cfg config.Config, logger *slog.Logger, ln net.Listener) (*Service, error) {
+	if err := cfg.RequireDatabase(); err != nil {
+		return nil, err
+	}
+	if err := cfg.RequireSecret(); err != nil {
+		return nil, err
+	}
+	v, err := auth.NewVerifier(auth.Config{
+		Secret:       []byte(cfg.Auth.JWTSecret),
+		AccountClaim: cfg.Auth.AccountClaim,
+		Leeway:       auth.DefaultLeeway,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("auth: %w", err)
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Service{cfg: cfg, logger: logger, verifier: v, ln: ln, started: make(chan struct{})}, nil
+}
+
+// Started is closed once the HTTP server listens and the listener has caught up for
+// the first time.
+func (s *Service) Started() <-chan struct{} { return s.started }
+
+// Addr returns the HTTP address; valid once Started is closed.
+func (s *Service) Addr() net.Addr { return s.ln.Addr() }
+
+// Ready reports whether the listener is connected and caught up.
+func (s *Service) Ready() bool { return s.ready.Load() }
+
+// Hub returns the hub; valid once Started is closed.
+func (s *Service) Hub() *hub.Hub { return s.hub }
+
+// Run serves until ctx ends (then shuts down cleanly and returns nil) or a part fails.
+func (s *Service) Run(ctx context.Context) error {
+	pool, err := s.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	s.pool = pool
+	s.enricher = enrich.New(pool, s.logger)
+
+	bounds, err := eventlog.ReadBounds(ctx, pool)
+	if err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && (pgErr.Code == "42P01" || pgErr.Code == "3F000" || pgErr.Code == "42883") {
+			return ErrNotMigrated
+		}
+		return err
+	}
+	s.hub = hub.New(hub.Config{
+		RoomPrefix:   s.cfg.Hub.RoomPrefix,
+		MaxLag:       s.cfg.Hub.MaxLag,
+		ReplayBuffer: s.cfg.Hub.ReplayBuffer,
+		ReplayFunc:   s.replay,
+		BoundsFunc:   s.bounds,
+		Logger:       s.logger,
+	}, bounds.Head)
+
+	if s.ln == nil {
+		if s.ln, err = net.Listen("tcp", s.cfg.HTTP.Addr); err != nil {
+			return fmt.Errorf("listen on %s: %w", s.cfg.HTTP.Addr, err)
+		}
+	}
+	wsHandler := ws.New(ws.Config{
+		Events:         s.cfg.EventSet,
+		PingInterval:   s.cfg.WS.PingInterval,
+		PongWait:       s.cfg.WS.PongWait,
+		WriteWait:      s.cfg.WS.WriteWait,
+		ReadLimit:      s.cfg.WS.ReadLimit,
+		AllowedOrigins: s.cfg.HTTP.AllowedOrigins,
+		Logger:         s.logger,
+	}, s.hub, s.verifier)
+	srv := &http.Server{
+		Handler:           s.routes(wsHandler),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
+	}
+
+	entries := make(chan eventlog.Entry, maxBurst*2)
+	connCfg := pool.Config().ConnConfig.Copy()
+	connCfg.RuntimeParams["application_name"] = ListenerApplicationName
+	l := listen.New(listen.Config{
+		ConnConfig: connCfg,
+		Logger:     s.logger,
+		ReadyFunc:  s.setReady,
+	}, bounds.Head, entries)
+
+	s.logger.InfoContext(ctx, "notifier starting", "addr", s.ln.Addr().String(), "log_head", bounds.Head, "events", s.cfg.Events)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return l.Run(gctx) })
+	g.Go(func() error { return s.pipeline(gctx, entries) })
+	g.Go(func() error { return s.prune(gctx) })
+	g.Go(func() error {
+		if err := srv.Serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("http: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		s.shutdown(srv, wsHandler)
+		return nil
+	})
+	err = g.Wait()
+	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	s.logger.Info("notifier stopped", "error", err)
+	return err
+}
+
+func (s *Service) connect(ctx context.Context) (*pgxpool.Pool, error) {
+	pc, err := pgxpool.ParseConfig(s.cfg.Database.URL)
+	if err != nil {
+		return nil, fmt.Errorf("%w: database.url: %v", config.ErrInvalid, redact(err))
+	}
+	pc.MaxConns = s.cfg.Database.MaxConns
+	pc.ConnConfig.RuntimeParams["timezone"] = "UTC"
+	if pc.ConnConfig.RuntimeParams["application_name"] == "" {
+		pc.ConnConfig.RuntimeParams["application_name"] = "notifier"
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, fmt.Errorf("connect to database: %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect to database: %w", err)
+	}
+	return pool, nil
+}
+
+// redact keeps a parse error from echoing the URL (and its password).
+func redact(err error) string {
+	var pe *pgconn.ParseConfigError
+	if errors.As(err, &pe) {
+		return "cannot parse the connection string"
+	}
+	return err.Error()
+}
+
+func (s *Service) setReady(ready bool) {
+	s.ready.Store(ready)
+	if ready {
+		s.once.Do(func() { close(s.started) })
+	}
+}
+
+func (s *Service) routes(wsHandler http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /ws", wsHandler)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if !s.Ready() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(`{"status":"not ready","reason":"listener not connected or catching up"}` + "\n"))
+			return
+		}
+		_, _ = fmt.Fprintf(w, `{"status":"ready","head":%d,"subscribers":%d}`+"\n", s.hub.Head(), s.hub.Subscribers())
+	})
+	return mux
+}
+
+// shutdown stops accepting, ends every subscription (connections close with 1001) and
+// waits for them, all within http.shutdown_timeout.
+func (s *Service) shutdown(srv *http.Server, wsHandler *ws.Handler) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.HTTP.ShutdownTimeout)
+	defer cancel()
+	s.setReady(false)
+	if err := srv.Shutdown(ctx); err != nil {
+		s.logger.Warn("http shutdown", "error", err)
+	}
+	s.hub.Close()
+	done := make(chan struct{})
+	go func() {
+		wsHandler.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.logger.Warn("connections still open at shutdown deadline", "timeout", s.cfg.HTTP.ShutdownTimeout)
+	}
+}
+
+// pipeline decodes, enriches and publishes entries, a burst at a time.
+func (s *Service) pipeline(ctx context.Context, in <-chan eventlog.Entry) error {
+	changes := make([]decode.Change, 0, maxBurst)
+	for {
+		select {
+		case e := <-in:
+			changes = s.appendChange(ctx, changes, e)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	drain:
+		for len(changes) < maxBurst {
+			select {
+			case e := <-in:
+				changes = s.appendChange(ctx, changes, e)
+			default:
+				break drain
+			}
+		}
+		if len(changes) == 0 {
+			continue
+		}
+		msgs, err := s.messages(ctx, changes, true)
+		if err != nil {
+			return err
+		}
+		s.hub.Publish(msgs)
+		changes = changes[:0]
+	}
+}
+
+// appendChange decodes e and keeps it if its event is allowed.
+func (s *Service) appendChange(ctx context.Context, changes []decode.Change, e eventlog.Entry) []decode.Change {
+	c, err := decode.Payload(e.Payload)
+	if err != nil {
+		s.logger.WarnContext(ctx, "undecodable log entry skipped", "event_id", e.ID, "error", err)
+		return changes
+	}
+	if !s.cfg.EventSet.Has(c.Kind) {
+		return changes
+	}
+	return append(changes, c)
+}
+
+// messages enriches and encodes changes. With retry, a failing database is retried
+// with backoff until ctx ends: a burst is never skipped.
+func (s *Service) messages(ctx context.Context, changes []decode.Change, retry bool) ([]*hub.Message, error) {
+	delay := 100 * time.Millisecond
+	for {
+		events, err := s.enricher.Enrich(ctx, changes)
+		if err == nil {
+			msgs := make([]*hub.Message, len(events))
+			for i, ev := range events {
+				msgs[i] = hub.NewMessage(ev)
+			}
+			return msgs, nil
+		}
+		if !retry || ctx.Err() != nil {
+			return nil, err
+		}
+		s.logger.ErrorContext(ctx, "enrichment failed, retrying", "error", err, "first_event_id", changes[0].ID, "events", len(changes), "retry_in", delay)
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+		delay = min(delay*2, 5*time.Second)
+	}
+}
+
+// replay implements hub.ReplayFunc from the log.
+func (s *Service) replay(ctx context.Context, account, after, through int64, limit int) ([]*hub.Message, int64, error) {
+	entries, err := eventlog.ReadAccount(ctx, s.pool, account, after, through, limit, nil)
+	if err != nil {
+		return nil, 0, err
+	}
+	next := through
+	if len(entries) == limit {
+		next = entries[len(entries)-1].ID
+	}
+	changes := make([]decode.Change, 0, len(entries))
+	for _, e := range entries {
+		changes = s.appendChange(ctx, changes, e)
+	}
+	if len(changes) == 0 {
+		return nil, next, nil
+	}
+	msgs, err := s.messages(ctx, changes, false)
+	if err != nil {
+		return nil, 0, err
+	}
+	return msgs, next, nil
+}
+
+// bounds implements hub.BoundsFunc.
+func (s *Service) bounds(ctx context.Context) (int64, int64, error) {
+	b, err := eventlog.ReadBounds(ctx, s.pool)
+	return b.PrunedThrough, b.Head, err
+}
+
+// prune deletes log entries older than log.retention, every log.prune_interval.
+func (s *Service) prune(ctx context.Context) error {
+	const batch = 10000
+	t := time.NewTicker(s.cfg.Log.PruneInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+		before := time.Now().Add(-s.cfg.Log.Retention)
+		for {
+			n, err := eventlog.Prune(ctx, s.pool, before, batch)
+			if err != nil {
+				if ctx.Err() == nil {
+					s.logger.WarnContext(ctx, "prune event log", "error", err)
+				}
+				break
+			}
+			if n > 0 {
+				s.logger.InfoContext(ctx, "pruned event log", "deleted", n, "before", before)
+			}
+			if n < batch {
+				break
+			}
+		}
+	}
+}

@@ -1,0 +1,24 @@
+// Package ws serves GET /ws: a plain WebSocket that pushes one text frame per event,
+// {"id":N,"event":"name","data":{...}}, to dashboards of the token's account.
+//
+// # Lifecycle
+//
+// The handler authenticates the handshake (Authorization: Bearer, or ?access_token),
+// parses ?since and ?events, upgrades, subscribes to the account's room (replaying
+// what the client missed), then runs a read pump and a write pump until the client
+// goes, the token expires (close 4001), the client is too slow (close 4008), or the
+// server shuts down (close 1001).
+//
+// # Concurrency
+//
+// Two goroutines per connection: the handler's own one writes (every write, pings and
+// the close frame included, so gorilla's one-writer rule holds); a reader discards
+// client messages so that pongs and close frames are seen. The hub never waits for
+// either: it drops the subscription when its queue is full.
+//
+// # Invariants
+//
+// Nothing is sent before the token is verified, and only the token's account's events
+// in the configured allowlist are sent. Frames are the hub's shared bytes, never
+// re-encoded per connection.
+package ws
