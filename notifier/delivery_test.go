@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -440,7 +439,7 @@ func freshDatabase(t *testing.T) string {
 		t.Fatal(err)
 	}
 	defer conn.Close(context.Background())
-	if _, err := conn.Exec(t.Context(), fmt.Sprintf("DROP SCHEMA notifier CASCADE")); err != nil {
+	if _, err := conn.Exec(t.Context(), "DROP SCHEMA notifier CASCADE"); err != nil {
 		t.Fatal(err)
 	}
 	return dbURL

@@ -1,0 +1,36 @@
+# Targets for developers and CI; `make help` lists them. .ci/run calls `make test`.
+SHELL := /bin/bash
+GO ?= go
+STATICCHECK_VERSION := v0.8.2
+FUZZTIME ?= 10s
+# package:FuzzTarget pairs run by `make fuzz`.
+FUZZ_TARGETS := ./notifier/decode:FuzzPayload ./internal/auth:FuzzVerify
+
+.PHONY: help test check unit fuzz lint bench npm build
+
+help: ## list targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+
+test: npm lint unit fuzz ## everything CI runs: lint, race tests, short fuzzing
+
+npm: ## install the pinned socket.io-client used by tests
+	@if [ -f testdata/sioclient/package-lock.json ]; then npm ci --prefix testdata/sioclient --no-audit --no-fund --loglevel=error; fi
+
+lint: ## gofmt, go vet, staticcheck
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+
+unit: ## go test -race ./...
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+fuzz: ## run each fuzz target for FUZZTIME
+	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$pkg $$name ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; done
+
+bench: ## benchmarks (figures, not assertions)
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+build: ## build the notifier binary into ./bin
+	$(GO) build -o bin/notifier ./cmd/notifier
