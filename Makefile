@@ -4,7 +4,7 @@ GO ?= go
 STATICCHECK_VERSION := v0.8.2
 FUZZTIME ?= 10s
 # package:FuzzTarget pairs run by `make fuzz`.
-FUZZ_TARGETS := ./notifier/decode:FuzzPayload ./internal/auth:FuzzVerify
+FUZZ_TARGETS := ./notifier/decode:FuzzPayload ./notifier/listen:FuzzPayloadID ./internal/auth:FuzzVerify
 
 .PHONY: help test check unit fuzz lint bench npm build
 
