@@ -24,7 +24,7 @@ type Config struct {
 	PageSize   int             // log rows read per catch-up query; default 1000
 	IdleCheck  time.Duration   // read the log (and so ping) after this long without a notification; default 5s
 	BackoffMin time.Duration   // first reconnect delay; default 100ms
-	BackoffMax time.Duration   // reconnect delay cap; default 30s
+	BackoffMax time.Duration   // reconnect delay cap; default 5s
 	Logger     *slog.Logger
 	// ReadyFunc, when set, is called with true once caught up after each connect, and
 	// with false when the connection is lost.
@@ -52,7 +52,7 @@ func New(cfg Config, after int64, out chan<- eventlog.Entry) *Listener {
 		cfg.BackoffMin = 100 * time.Millisecond
 	}
 	if cfg.BackoffMax < cfg.BackoffMin {
-		cfg.BackoffMax = 30 * time.Second
+		cfg.BackoffMax = 5 * time.Second
 	}
 	if cfg.ReadyFunc == nil {
 		cfg.ReadyFunc = func(bool) {}
