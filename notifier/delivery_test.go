@@ -470,3 +470,30 @@ BEGIN IF NEW.notes = 'fail' THEN RAISE EXCEPTION 'late failure'; END IF; RETURN 
 		t.Fatalf("got %s (id %d), want appointment %d with id %d (one id lost to the rollback)", f2.raw, f2.ID, second, f1.ID+2)
 	}
 }
+
+// TestDeadPeerDropped: a peer that never answers pings is dropped after ws.pong_wait;
+// one that does (any reading client) stays and keeps receiving.
+func TestDeadPeerDropped(t *testing.T) {
+	t.Parallel()
+	b := setup(t, func(o *setupOpts) {
+		o.mutate = func(c *configT) { c.WS.PingInterval, c.WS.PongWait = 50*time.Millisecond, 200*time.Millisecond }
+	})
+	alive := b.dial(t, 1, nil)
+	u := "ws" + b.base[len("http"):] + "/ws?access_token=" + url.QueryEscape(token(t, 1, time.Hour))
+	dead, _, err := websocket.DefaultDialer.Dial(u, nil) // never reads, so never answers a ping
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dead.Close()
+	deadline := time.Now().Add(waitTimeout)
+	for b.svc.Hub().Subscribers() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("subscribers = %d, want the silent peer dropped", b.svc.Hub().Subscribers())
+		}
+		time.Sleep(10 * time.Millisecond) // a counter, not a signal
+	}
+	id := b.insertAppointment(t, 1)
+	if f := alive.next(t); f.rowID(t) != id {
+		t.Fatalf("got %s", f.raw)
+	}
+}
