@@ -33,8 +33,9 @@ type Config struct {
 
 // Database says where the clinic's PostgreSQL is.
 type Database struct {
-	URL      string `mapstructure:"url"`
-	MaxConns int32  `mapstructure:"max_conns"`
+	URL              string        `mapstructure:"url"`
+	MaxConns         int32         `mapstructure:"max_conns"`
+	StatementTimeout time.Duration `mapstructure:"statement_timeout"`
 }
 
 // HTTP configures the server.
@@ -80,25 +81,26 @@ type Logging struct {
 // defaults has a value for every key: viper's Unmarshal ignores environment variables
 // for keys it has never heard of.
 var defaults = map[string]any{
-	"database.url":          "",
-	"database.max_conns":    int32(8),
-	"http.addr":             ":8080",
-	"http.allowed_origins":  []string{},
-	"http.shutdown_timeout": 10 * time.Second,
-	"auth.jwt_secret":       "",
-	"auth.account_claim":    "accountId",
-	"events":                eventNames(decode.AllKinds),
-	"hub.room_prefix":       "orders.account.",
-	"hub.max_lag":           30 * time.Second,
-	"hub.replay_buffer":     1024,
-	"ws.ping_interval":      25 * time.Second,
-	"ws.pong_wait":          60 * time.Second,
-	"ws.write_wait":         10 * time.Second,
-	"ws.read_limit":         int64(4096),
-	"log.retention":         24 * time.Hour,
-	"log.prune_interval":    time.Minute,
-	"logging.level":         "info",
-	"logging.format":        "json",
+	"database.url":               "",
+	"database.max_conns":         int32(8),
+	"database.statement_timeout": 10 * time.Second,
+	"http.addr":                  ":8080",
+	"http.allowed_origins":       []string{},
+	"http.shutdown_timeout":      10 * time.Second,
+	"auth.jwt_secret":            "",
+	"auth.account_claim":         "accountId",
+	"events":                     eventNames(decode.AllKinds),
+	"hub.room_prefix":            "orders.account.",
+	"hub.max_lag":                30 * time.Second,
+	"hub.replay_buffer":          1024,
+	"ws.ping_interval":           25 * time.Second,
+	"ws.pong_wait":               60 * time.Second,
+	"ws.write_wait":              10 * time.Second,
+	"ws.read_limit":              int64(4096),
+	"log.retention":              24 * time.Hour,
+	"log.prune_interval":         time.Minute,
+	"logging.level":              "info",
+	"logging.format":             "json",
 }
 
 func eventNames(s decode.Set) []string {
@@ -151,7 +153,17 @@ func Load(file string, flags *pflag.FlagSet) (Config, error) {
 	}
 	var c Config
 	if err := v.Unmarshal(&c); err != nil {
-		return Config{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+		// mapstructure reports "decoding failed due to the following error(s):\n\n'key'
+		// ..."; bad config gets one line naming the key. The interface matches its
+		// *DecodeError without importing mapstructure.
+		var de interface {
+			Name() string
+			Unwrap() error
+		}
+		if errors.As(err, &de) {
+			return Config{}, invalid(de.Name(), "%v", de.Unwrap())
+		}
+		return Config{}, fmt.Errorf("%w: %s", ErrInvalid, strings.Join(strings.Fields(err.Error()), " "))
 	}
 	// A comma-separated environment variable arrives as one element.
 	c.Events = splitList(c.Events)
@@ -190,6 +202,8 @@ func (c *Config) validateCommon() error {
 	switch {
 	case c.Database.MaxConns < 2:
 		return invalid("database.max_conns", "must be at least 2, got %d", c.Database.MaxConns)
+	case c.Database.StatementTimeout < 0:
+		return invalid("database.statement_timeout", "must not be negative (0 disables it)")
 	case c.HTTP.ShutdownTimeout <= 0:
 		return invalid("http.shutdown_timeout", "must be positive")
 	case c.Auth.AccountClaim == "":

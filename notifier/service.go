@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -175,6 +176,9 @@ func (s *Service) connect(ctx context.Context) (*pgxpool.Pool, error) {
 	}
 	pc.MaxConns = s.cfg.Database.MaxConns
 	pc.ConnConfig.RuntimeParams["timezone"] = "UTC"
+	// A stuck enrichment or replay query must not hold the pipeline: it fails, and the
+	// events it was for are sent partial (enrich) or the resume is retried (hub).
+	pc.ConnConfig.RuntimeParams["statement_timeout"] = strconv.FormatInt(s.cfg.Database.StatementTimeout.Milliseconds(), 10)
 	if pc.ConnConfig.RuntimeParams["application_name"] == "" {
 		pc.ConnConfig.RuntimeParams["application_name"] = "notifier"
 	}

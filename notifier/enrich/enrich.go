@@ -11,19 +11,22 @@
 // A burst costs one round trip of at most two queries (appointments, doctors), each
 // `= ANY($1)` over the burst's row ids, whatever its size. Events keep the order and
 // the ids of their Changes. Enrichment reads after COMMIT, so a row's links written in
-// the same transaction are there. A row that is gone (deleted before enrichment) still
-// yields its event, with what the log knows and Partial set.
+// the same transaction are there. A row that is gone (deleted before enrichment), or
+// whose enrichment the database refuses, still yields its event, with what the log
+// knows and Partial set; the rest of the burst is unaffected.
 package enrich
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgnotifier/notifier/notifier/decode"
 	"github.com/pgnotifier/notifier/sql"
@@ -58,61 +61,103 @@ func New(db Batcher, logger *slog.Logger) *Enricher {
 	return &Enricher{db: db, logger: logger.With("component", "enrich")}
 }
 
-// Enrich returns one Event per Change, in order. An error means nothing of the burst
-// was enriched (the database could not be reached); the caller retries the burst.
+// Enrich returns one Event per Change, in order. An error means the database could not
+// be reached and nothing of the burst was enriched; the caller retries the burst. When
+// the database answers with an error instead (a statement timeout, a row the query
+// cannot handle), the burst is enriched one change at a time and the changes that still
+// fail become Partial events, each logged once with its event id.
 func (e *Enricher) Enrich(ctx context.Context, changes []decode.Change) ([]Event, error) {
-	var appts, docs []int64
+	if len(changes) == 0 {
+		return nil, nil
+	}
+	appts, docs, err := e.query(ctx, changes)
+	if err != nil {
+		if !queryFailed(ctx, err) {
+			return nil, err
+		}
+		e.logger.WarnContext(ctx, "burst enrichment failed, isolating events", "first_event_id", changes[0].ID, "events", len(changes), "error", err)
+		return e.oneByOne(ctx, changes)
+	}
+	events := make([]Event, len(changes))
+	for i, c := range changes {
+		events[i] = e.event(ctx, c, appts, docs)
+	}
+	return events, nil
+}
+
+// queryFailed reports whether err came from the server about the query, rather than
+// from a connection that is gone or a context that ended.
+func queryFailed(ctx context.Context, err error) bool {
+	var pgErr *pgconn.PgError
+	return ctx.Err() == nil && errors.As(err, &pgErr)
+}
+
+func (e *Enricher) oneByOne(ctx context.Context, changes []decode.Change) ([]Event, error) {
+	events := make([]Event, len(changes))
+	for i, c := range changes {
+		appts, docs, err := e.query(ctx, changes[i:i+1])
+		if err != nil {
+			if !queryFailed(ctx, err) {
+				return nil, err
+			}
+			e.logger.ErrorContext(ctx, "enrichment failed for event, sending it partial", "event_id", c.ID, "event", c.Kind.String(), "row_id", c.RowID, "account_id", c.AccountID, "error", err)
+			events[i] = Event{ID: c.ID, Kind: c.Kind, AccountID: c.AccountID, Data: partial(c), Partial: true}
+			continue
+		}
+		events[i] = e.event(ctx, c, appts, docs)
+	}
+	return events, nil
+}
+
+// event builds c's Event from the rows read; a missing row makes it Partial.
+func (e *Enricher) event(ctx context.Context, c decode.Change, appts, docs map[int64][]byte) Event {
+	data := appts
+	if c.Kind.Table() == decode.Doctors {
+		data = docs
+	}
+	ev := Event{ID: c.ID, Kind: c.Kind, AccountID: c.AccountID, Data: data[c.RowID]}
+	if ev.Data == nil {
+		ev.Partial = true
+		ev.Data = partial(c)
+		e.logger.WarnContext(ctx, "row not found for event", "event_id", c.ID, "event", c.Kind.String(), "row_id", c.RowID, "account_id", c.AccountID)
+	}
+	return ev
+}
+
+// query runs the enrichment queries for changes in one round trip and returns the
+// payloads by row id.
+func (e *Enricher) query(ctx context.Context, changes []decode.Change) (appts, docs map[int64][]byte, err error) {
+	var apptIDs, docIDs []int64
 	for _, c := range changes {
 		if c.Kind.Table() == decode.Doctors {
-			docs = append(docs, c.RowID)
+			docIDs = append(docIDs, c.RowID)
 		} else {
-			appts = append(appts, c.RowID)
+			apptIDs = append(apptIDs, c.RowID)
 		}
 	}
 	var b pgx.Batch
-	if len(appts) > 0 {
-		b.Queue(sql.Appointments, appts)
+	if len(apptIDs) > 0 {
+		b.Queue(sql.Appointments, apptIDs)
 	}
-	if len(docs) > 0 {
-		b.Queue(sql.Doctors, docs)
-	}
-	if b.Len() == 0 {
-		return nil, nil
+	if len(docIDs) > 0 {
+		b.Queue(sql.Doctors, docIDs)
 	}
 	res := e.db.SendBatch(ctx, &b)
-	var apptData, docData map[int64][]byte
-	var err error
-	if len(appts) > 0 {
-		if apptData, err = readRows(res, len(appts)); err != nil {
-			_ = res.Close()
-			return nil, fmt.Errorf("enrich %d appointments: %w", len(appts), err)
+	defer res.Close()
+	if len(apptIDs) > 0 {
+		if appts, err = readRows(res, len(apptIDs)); err != nil {
+			return nil, nil, fmt.Errorf("enrich %d appointments: %w", len(apptIDs), err)
 		}
 	}
-	if len(docs) > 0 {
-		if docData, err = readRows(res, len(docs)); err != nil {
-			_ = res.Close()
-			return nil, fmt.Errorf("enrich %d doctors: %w", len(docs), err)
+	if len(docIDs) > 0 {
+		if docs, err = readRows(res, len(docIDs)); err != nil {
+			return nil, nil, fmt.Errorf("enrich %d doctors: %w", len(docIDs), err)
 		}
 	}
 	if err := res.Close(); err != nil {
-		return nil, fmt.Errorf("enrich: %w", err)
+		return nil, nil, fmt.Errorf("enrich: %w", err)
 	}
-
-	events := make([]Event, len(changes))
-	for i, c := range changes {
-		data := apptData
-		if c.Kind.Table() == decode.Doctors {
-			data = docData
-		}
-		ev := Event{ID: c.ID, Kind: c.Kind, AccountID: c.AccountID, Data: data[c.RowID]}
-		if ev.Data == nil {
-			ev.Partial = true
-			ev.Data = partial(c)
-			e.logger.WarnContext(ctx, "row not found for event", "event_id", c.ID, "event", c.Kind.String(), "row_id", c.RowID, "account_id", c.AccountID)
-		}
-		events[i] = ev
-	}
-	return events, nil
+	return appts, docs, nil
 }
 
 // readRows reads one query's (id, json) rows, compacting PostgreSQL's spaced JSON.

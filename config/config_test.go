@@ -1,0 +1,390 @@
+package config_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+	"go.uber.org/goleak"
+
+	"github.com/pgnotifier/notifier/config"
+	"github.com/pgnotifier/notifier/notifier/decode"
+)
+
+func TestMain(m *testing.M) {
+	// The tests set what they need; a NOTIFIER_* variable from the caller's shell
+	// would change what Load returns.
+	for _, kv := range os.Environ() {
+		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, "NOTIFIER_") {
+			os.Unsetenv(name)
+		}
+	}
+	goleak.VerifyTestMain(m)
+}
+
+const secret = "0123456789abcdef0123456789abcdef" // 32 bytes
+
+// envName is the environment variable for key.
+func envName(key string) string {
+	return "NOTIFIER_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+}
+
+// writeFile writes a YAML config file into a temp dir and returns its path.
+func writeFile(t *testing.T, body string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "notifier.yaml")
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// flagSet declares the flags of config.Flags as cmd/notifier does, and parses args.
+func flagSet(t *testing.T, args ...string) *pflag.FlagSet {
+	t.Helper()
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+	for name := range config.Flags {
+		fs.String(name, "", "")
+	}
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	return fs
+}
+
+// keys lists the configuration keys of Config's mapstructure tags, "database.url" and so on.
+func keys(t reflect.Type, prefix string) []string {
+	var out []string
+	for f := range t.Fields() {
+		tag := f.Tag.Get("mapstructure")
+		if tag == "" || tag == "-" {
+			continue
+		}
+		if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeFor[time.Duration]() {
+			out = append(out, keys(f.Type, prefix+tag+".")...)
+			continue
+		}
+		out = append(out, prefix+tag)
+	}
+	return out
+}
+
+var allEvents = []string{"appointments.created", "appointments.checkin", "doctors.created"}
+
+func defaults() config.Config {
+	return config.Config{
+		Database: config.Database{MaxConns: 8},
+		HTTP:     config.HTTP{Addr: ":8080", ShutdownTimeout: 10 * time.Second},
+		Auth:     config.Auth{AccountClaim: "accountId"},
+		Events:   allEvents,
+		Hub:      config.Hub{RoomPrefix: "orders.account.", ReplayBuffer: 1024, MaxLag: 30 * time.Second},
+		WS:       config.WS{PingInterval: 25 * time.Second, PongWait: time.Minute, WriteWait: 10 * time.Second, ReadLimit: 4096},
+		Log:      config.Log{Retention: 24 * time.Hour, PruneInterval: time.Minute},
+		Logging:  config.Logging{Level: "info", Format: "json"},
+		EventSet: decode.AllKinds,
+	}
+}
+
+func mustLoad(t *testing.T, file string, flags *pflag.FlagSet) config.Config {
+	t.Helper()
+	c, err := config.Load(file, flags)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	return c
+}
+
+func checkConfig(t *testing.T, got, want config.Config) {
+	t.Helper()
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("config:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	t.Parallel()
+	checkConfig(t, mustLoad(t, "", nil), defaults())
+	// Flags that exist but were not set must not replace the defaults with "".
+	checkConfig(t, mustLoad(t, "", flagSet(t)), defaults())
+}
+
+// everyKey sets every key to a value that differs from its default, as an environment
+// variable and as YAML, and the Config it must load into.
+var everyKey = []struct {
+	key, env, yaml string
+}{
+	{"database.url", "postgres://app@db.example:5432/clinic", "postgres://app@db.example:5432/clinic"},
+	{"database.max_conns", "3", "3"},
+	{"http.addr", "127.0.0.1:9000", "127.0.0.1:9000"},
+	{"http.allowed_origins", "https://a.example, https://b.example", "[https://a.example, https://b.example]"},
+	{"http.shutdown_timeout", "3s", "3s"},
+	{"auth.jwt_secret", secret, secret},
+	{"auth.account_claim", "tenant", "tenant"},
+	{"events", "doctors.created", "[doctors.created]"},
+	{"hub.room_prefix", "room.", "room."},
+	{"hub.replay_buffer", "16", "16"},
+	{"hub.max_lag", "5s", "5s"},
+	{"ws.ping_interval", "1s", "1s"},
+	{"ws.pong_wait", "2s", "2s"},
+	{"ws.write_wait", "3s", "3s"},
+	{"ws.read_limit", "512", "512"},
+	{"log.retention", "2h", "2h"},
+	{"log.prune_interval", "30s", "30s"},
+	{"logging.level", "debug", "debug"},
+	{"logging.format", "text", "text"},
+}
+
+var everyKeyConfig = config.Config{
+	Database: config.Database{URL: "postgres://app@db.example:5432/clinic", MaxConns: 3},
+	HTTP:     config.HTTP{Addr: "127.0.0.1:9000", AllowedOrigins: []string{"https://a.example", "https://b.example"}, ShutdownTimeout: 3 * time.Second},
+	Auth:     config.Auth{JWTSecret: secret, AccountClaim: "tenant"},
+	Events:   []string{"doctors.created"},
+	Hub:      config.Hub{RoomPrefix: "room.", ReplayBuffer: 16, MaxLag: 5 * time.Second},
+	WS:       config.WS{PingInterval: time.Second, PongWait: 2 * time.Second, WriteWait: 3 * time.Second, ReadLimit: 512},
+	Log:      config.Log{Retention: 2 * time.Hour, PruneInterval: 30 * time.Second},
+	Logging:  config.Logging{Level: "debug", Format: "text"},
+	EventSet: decode.Set(0).With(decode.DoctorCreated),
+}
+
+// TestEveryKeyCovered keeps everyKey in step with Config: a key without a default is
+// ignored in the environment (spf13/viper #761), so each must be tried there.
+func TestEveryKeyCovered(t *testing.T) {
+	t.Parallel()
+	var covered []string
+	for _, k := range everyKey {
+		covered = append(covered, k.key)
+	}
+	want := keys(reflect.TypeFor[config.Config](), "")
+	slices.Sort(want)
+	slices.Sort(covered)
+	if !slices.Equal(covered, want) {
+		t.Errorf("keys tried = %v\nConfig keys = %v", covered, want)
+	}
+}
+
+func TestEnvOverride(t *testing.T) {
+	for _, k := range everyKey {
+		t.Setenv(envName(k.key), k.env)
+	}
+	checkConfig(t, mustLoad(t, "", nil), everyKeyConfig)
+}
+
+func TestFile(t *testing.T) {
+	t.Parallel()
+	var b strings.Builder
+	section := ""
+	for _, k := range everyKey {
+		sec, name, nested := strings.Cut(k.key, ".")
+		if !nested {
+			b.WriteString(k.key + ": " + k.yaml + "\n")
+			section = ""
+			continue
+		}
+		if sec != section {
+			b.WriteString(sec + ":\n")
+			section = sec
+		}
+		b.WriteString("  " + name + ": " + k.yaml + "\n")
+	}
+	t.Logf("config file:\n%s", b.String())
+	checkConfig(t, mustLoad(t, writeFile(t, b.String()), nil), everyKeyConfig)
+}
+
+func TestPrecedence(t *testing.T) {
+	// defaults < file < environment < flags
+	file := writeFile(t, "http:\n  addr: \":1001\"\nlogging:\n  level: warn\n")
+	if got := mustLoad(t, file, flagSet(t)).HTTP.Addr; got != ":1001" {
+		t.Errorf("file: http.addr = %q, want :1001", got)
+	}
+	t.Setenv("NOTIFIER_HTTP_ADDR", ":1002")
+	c := mustLoad(t, file, flagSet(t))
+	if c.HTTP.Addr != ":1002" {
+		t.Errorf("file+env: http.addr = %q, want :1002", c.HTTP.Addr)
+	}
+	if c.Logging.Level != "warn" {
+		t.Errorf("file+env: logging.level = %q, want warn from the file", c.Logging.Level)
+	}
+	c = mustLoad(t, file, flagSet(t, "--http-addr", ":1003", "--log-level", "error"))
+	if c.HTTP.Addr != ":1003" || c.Logging.Level != "error" {
+		t.Errorf("file+env+flags: http.addr = %q, logging.level = %q, want :1003 and error", c.HTTP.Addr, c.Logging.Level)
+	}
+	// Every flag reaches its key.
+	t.Setenv("NOTIFIER_AUTH_JWT_SECRET", "from-env")
+	c = mustLoad(t, "", flagSet(t,
+		"--database-url", "postgres://flag@h/db",
+		"--http-addr", ":1004",
+		"--jwt-secret", secret,
+		"--log-level", "debug",
+		"--log-format", "text"))
+	want := defaults()
+	want.Database.URL = "postgres://flag@h/db"
+	want.HTTP.Addr = ":1004"
+	want.Auth.JWTSecret = secret
+	want.Logging = config.Logging{Level: "debug", Format: "text"}
+	checkConfig(t, c, want)
+}
+
+func TestEventsList(t *testing.T) {
+	t.Setenv("NOTIFIER_EVENTS", " appointments.created ,doctors.created,")
+	c := mustLoad(t, "", nil)
+	if want := []string{"appointments.created", "doctors.created"}; !slices.Equal(c.Events, want) {
+		t.Errorf("Events = %q, want %q", c.Events, want)
+	}
+	if !c.EventSet.Has(decode.AppointmentCreated) || !c.EventSet.Has(decode.DoctorCreated) || c.EventSet.Has(decode.AppointmentCheckin) {
+		t.Errorf("EventSet = %b, want appointments.created and doctors.created only", c.EventSet)
+	}
+}
+
+func TestEventsListInFile(t *testing.T) {
+	t.Parallel()
+	for name, body := range map[string]string{
+		"sequence": "events: [appointments.checkin, doctors.created]\n",
+		"string":   "events: appointments.checkin,doctors.created\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			c := mustLoad(t, writeFile(t, body), nil)
+			if want := []string{"appointments.checkin", "doctors.created"}; !slices.Equal(c.Events, want) {
+				t.Errorf("Events = %q, want %q", c.Events, want)
+			}
+			if want := decode.Set(0).With(decode.AppointmentCheckin).With(decode.DoctorCreated); c.EventSet != want {
+				t.Errorf("EventSet = %b, want %b", c.EventSet, want)
+			}
+		})
+	}
+}
+
+func TestUnknownEvent(t *testing.T) {
+	t.Setenv("NOTIFIER_EVENTS", "appointments.created,appointments.deleted")
+	_, err := config.Load("", nil)
+	checkInvalid(t, err, "events")
+	if !strings.Contains(err.Error(), `"appointments.deleted"`) {
+		t.Errorf("error %q does not name the unknown event", err)
+	}
+	for _, name := range allEvents {
+		if !strings.Contains(err.Error(), name) {
+			t.Errorf("error %q does not list known event %s", err, name)
+		}
+	}
+}
+
+// checkInvalid checks that err is one line, wraps config.ErrInvalid and names key.
+func checkInvalid(t *testing.T, err error, key string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("no error, want one naming %s", key)
+	}
+	t.Logf("error: %v", err)
+	if !errors.Is(err, config.ErrInvalid) {
+		t.Errorf("error %q does not wrap ErrInvalid", err)
+	}
+	if !strings.Contains(err.Error(), key) {
+		t.Errorf("error %q does not name %s", err, key)
+	}
+	if strings.Contains(err.Error(), "\n") {
+		t.Errorf("error is not one line: %q", err)
+	}
+}
+
+func TestValidationFromEnv(t *testing.T) {
+	for _, tc := range []struct{ key, value string }{
+		{"database.max_conns", "1"},
+		{"database.max_conns", "abc"},
+		{"database.url", "postgres://app:se%zzret@db/clinic"},
+		{"http.shutdown_timeout", "0"},
+		{"http.shutdown_timeout", "-1s"},
+		{"events", " , "},
+		{"events", "orders.created"},
+		{"hub.max_lag", "0"},
+		{"hub.max_lag", "999ms"},
+		{"hub.max_lag", "soon"},
+		{"hub.replay_buffer", "0"},
+		{"ws.ping_interval", "0s"},
+		{"ws.pong_wait", "25s"}, // not longer than the default ping interval
+		{"ws.write_wait", "0s"},
+		{"ws.read_limit", "127"},
+		{"ws.read_limit", "1e3"},
+		{"log.retention", "59s"},
+		{"log.prune_interval", "0s"},
+		{"logging.level", "verbose"},
+		{"logging.format", "xml"},
+	} {
+		t.Run(tc.key+"="+tc.value, func(t *testing.T) {
+			t.Setenv(envName(tc.key), tc.value)
+			_, err := config.Load("", nil)
+			checkInvalid(t, err, tc.key)
+			if tc.key == "database.url" && strings.Contains(err.Error(), "se%zzret") {
+				t.Errorf("error %q echoes the password", err)
+			}
+		})
+	}
+}
+
+func TestValidationFromFile(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ key, yaml string }{
+		{"auth.account_claim", "auth:\n  account_claim: \"\"\n"},
+		{"hub.max_lag", "hub:\n  max_lag: 0s\n"},
+		{"hub.max_lag", "hub:\n  max_lag: [1s]\n"},
+		{"ws.pong_wait", "ws:\n  ping_interval: 1m\n  pong_wait: 30s\n"},
+		{"events", "events: []\n"},
+		{"events", "events: [appointments.created, doctors.deleted]\n"},
+		{"database.max_conns", "database:\n  max_conns: many\n"},
+		{"logging.level", "logging:\n  level: \"\"\n"},
+	} {
+		t.Run(tc.key, func(t *testing.T) {
+			t.Parallel()
+			_, err := config.Load(writeFile(t, tc.yaml), nil)
+			checkInvalid(t, err, tc.key)
+		})
+	}
+}
+
+func TestBadFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(bad, []byte("hub: [\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, path := range map[string]string{
+		"missing":     filepath.Join(dir, "missing.yaml"),
+		"not yaml":    bad,
+		"unknown ext": filepath.Join(dir, "notifier.conf"),
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			_, err := config.Load(path, nil)
+			checkInvalid(t, err, path)
+		})
+	}
+}
+
+func TestRequire(t *testing.T) {
+	t.Parallel()
+	c := mustLoad(t, "", nil)
+	checkInvalid(t, c.RequireDatabase(), "database.url")
+	checkInvalid(t, c.RequireSecret(), "auth.jwt_secret")
+
+	c.Auth.JWTSecret = "short-secret-31-bytes-long-xxxxx"[:31]
+	err := c.RequireSecret()
+	checkInvalid(t, err, "auth.jwt_secret")
+	if strings.Contains(err.Error(), c.Auth.JWTSecret) {
+		t.Errorf("error %q echoes the secret", err)
+	}
+
+	c.Database.URL = "postgres://app@db/clinic"
+	c.Auth.JWTSecret = secret
+	if err := c.RequireDatabase(); err != nil {
+		t.Errorf("RequireDatabase with a URL: %v", err)
+	}
+	if err := c.RequireSecret(); err != nil {
+		t.Errorf("RequireSecret with 32 bytes: %v", err)
+	}
+}

@@ -1,0 +1,69 @@
+// Package socketio serves /socket.io/: the Engine.IO v4 / Socket.IO v5 protocol that
+// socket.io-client 4.x speaks, over the same hub as /ws, so that dashboards written
+// against Socket.IO (io(url, {auth: {token}}), socket.on("appointments.created", …))
+// work unchanged. Only the default namespace "/" exists, and events flow from the
+// server to the client: EVENT packets `42["<name>",<data>,"<offset>"]`, one per hub
+// message, where offset is the message's log id as a decimal string.
+//
+// # Lifecycle
+//
+// A handshake (a GET without sid, over polling or WebSocket) opens an Engine.IO
+// session and starts its loop. Polling sessions may upgrade to WebSocket (2probe,
+// 3probe, a noop to the pending GET, 5). The client then sends CONNECT with its
+// token in auth.token, else the handshake's Authorization: Bearer header counts.
+// A refused token gets CONNECT_ERROR {"message":…,"data":{"code":…}}, which the
+// client does not retry. An accepted one subscribes to the account's room and is
+// acknowledged with a sid and a pid. A CONNECT holding a pid minted for the same
+// account (and, when the client saw an event, its last offset) recovers: the hub
+// replays what the client missed from the log, then the ack repeats the sid and pid,
+// so the client sees socket.recovered === true, on any instance that shares
+// Config.RecoverySecret. An offset the log no longer holds gets a new pid and
+// EventResync instead.
+//
+// A socket ends when its token expires or the hub drops it as a slow consumer
+// (EventDisconnect with the reason, then DISCONNECT: the client does not come back
+// by itself), when the client disconnects, or with its session. A session ends when
+// the client closes it, its transport drops, it misses a pong for PingTimeout, it
+// has no connected socket for ConnectTimeout, on a protocol error (a malformed or
+// binary packet, an overlapping poll), or at shutdown (hub.Close or Handler.Close:
+// EventDisconnect, then the transport closes without DISCONNECT so that the client
+// reconnects elsewhere and recovers). A polling session whose client stopped
+// polling is reaped by the heartbeat: its ping is never fetched, so no pong comes.
+//
+// # Concurrency
+//
+// Each session has one loop goroutine that owns its state and is the only writer
+// of its transports; everything else talks to it over channels. A polling GET
+// hands the loop a reply channel and waits; a POST hands over its body; a WebSocket
+// request's goroutine reads frames and forwards them. A recovering CONNECT runs
+// hub.Subscribe in a connector goroutine whose replay pages the loop takes one at
+// a time, so that the loop keeps answering polls and pings meanwhile. The loop
+// waits for its connectors; Handler.Wait waits for loops, connectors and readers.
+//
+// Lock order: the package has one mutex, Handler.mu, guarding the session map. It
+// is a leaf: nothing else is locked, no channel operation or hub call happens,
+// while it is held. The hub's own locks (Hub.mu before room.mu) are taken inside
+// hub calls made by loops and connectors, which hold no lock of ours.
+//
+// # Invariants
+//
+//   - Nothing of the account is sent before its token is verified, and only the
+//     token's account's events in Config.Events are sent.
+//   - Every EVENT that carries a hub message ends with its offset, and a socket's
+//     events are in log order without gaps or duplicates, across a recovery too
+//     (the hub's Subscribe guarantees it; the loop keeps one ordered queue per
+//     session and moves it, not copies it, across the upgrade).
+//   - Memory per session is bounded: the loop takes from the hub's bounded queue
+//     only when its transport can write (a WebSocket, or a pending GET), one replay
+//     page at a time, so a client that does not read is dropped by the hub
+//     (hub.ErrSlowConsumer) rather than buffered. A packet and a POST are at most
+//     Config.MaxPayload bytes; CONNECT attempts per session are capped.
+//   - Event bytes are the hub's shared Message.Data: a WebSocket frame is written
+//     from a per-kind prefix, the data and a small offset suffix, with no copy of
+//     its own; a polling answer copies them once into its body.
+//   - The Engine.IO sid is random and secret; the Socket.IO sid is derived from the
+//     pid by HMAC and so never equals it. pids are HMAC-signed (nonce, position,
+//     account); no token, sid or pid is ever logged.
+//   - Client events and acks are ignored, never relayed; binary packets close the
+//     session.
+package socketio

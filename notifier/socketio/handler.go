@@ -1,0 +1,432 @@
+package socketio
+
+import (
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/pgnotifier/notifier/internal/auth"
+	"github.com/pgnotifier/notifier/notifier/decode"
+	"github.com/pgnotifier/notifier/notifier/hub"
+)
+
+// Events the server emits besides the account's own, and the reasons
+// EventDisconnect carries. Dashboards may listen to them with socket.on.
+const (
+	// EventResync is emitted first when a recovering client's offset is older than
+	// the log keeps: its lists are stale and must be reloaded. Payload: {}.
+	EventResync = "notifier.resync"
+
+	// EventDisconnect is emitted right before the server ends a socket, with
+	// {"reason":"<reason>"}, so that the app can tell why.
+	EventDisconnect = "notifier.disconnect"
+
+	// ReasonTokenExpired: the socket's token expired. DISCONNECT follows: the client
+	// does not reconnect by itself ("io server disconnect"); it needs a fresh token.
+	ReasonTokenExpired = "token expired"
+
+	// ReasonSlowConsumer: the client fell too far behind. DISCONNECT follows.
+	ReasonSlowConsumer = "slow consumer"
+
+	// ReasonShutdown: this server is going away. The transport is closed without a
+	// DISCONNECT, so the client reconnects (to another instance) and recovers.
+	ReasonShutdown = "server shutting down"
+)
+
+// Path is where the handler is mounted: the client's default path option.
+const Path = "/socket.io/"
+
+// Defaults of Config.
+const (
+	DefaultPingInterval   = 25 * time.Second
+	DefaultPingTimeout    = 20 * time.Second
+	DefaultMaxPayload     = 1_000_000
+	DefaultConnectTimeout = 45 * time.Second
+	DefaultUpgradeTimeout = 10 * time.Second
+	DefaultWriteWait      = 10 * time.Second
+)
+
+// Fixed limits.
+const (
+	maxConnectAttempts = 4               // CONNECT packets per Engine.IO session
+	closeGrace         = 2 * time.Second // for the last packets of a closing session
+	preflightMaxAge    = "600"
+)
+
+// Config configures the handler.
+type Config struct {
+	Events         decode.Set    // the allowlist: only these events are ever sent
+	PingInterval   time.Duration // the server pings every interval; default 25s
+	PingTimeout    time.Duration // a session that does not pong within it is closed; default 20s
+	MaxPayload     int           // bytes per packet and per polling POST; default 1e6
+	ConnectTimeout time.Duration // a session without a connected socket lives this long; default 45s
+	UpgradeTimeout time.Duration // from WebSocket probe to upgrade; default 10s
+	WriteWait      time.Duration // deadline of each WebSocket write; default 10s
+	AllowedOrigins []string      // browser origins allowed, for CORS and WebSocket; empty allows any
+
+	// RecoverySecret keys the HMAC of recovery pids and socket ids. Every instance
+	// that should accept another's reconnecting clients needs the same secret. When
+	// empty, a random one is drawn: recovery then works within this process only.
+	RecoverySecret []byte
+
+	Logger  *slog.Logger
+	NowFunc func() time.Time // default time.Now; used for token checks and expiry
+}
+
+// Handler serves Engine.IO v4 / Socket.IO v5 at Path.
+type Handler struct {
+	cfg      Config
+	hub      *hub.Hub
+	verifier *auth.Verifier
+	logger   *slog.Logger
+	upgrader websocket.Upgrader
+	origins  map[string]bool
+	rec      recovery
+	prefixes map[decode.Kind][]byte // `42["<name>",` of each allowed kind
+	open     struct{ polling, websocket []byte }
+
+	mu       sync.Mutex // guards sessions and closed; a leaf lock, see doc.go
+	sessions map[string]*session
+	closed   bool
+
+	wg sync.WaitGroup // session loops, their connectors and WebSocket readers
+}
+
+// New returns the Socket.IO handler. h supplies the events and v checks tokens.
+func New(cfg Config, h *hub.Hub, v *auth.Verifier) *Handler {
+	if cfg.PingInterval <= 0 {
+		cfg.PingInterval = DefaultPingInterval
+	}
+	if cfg.PingTimeout <= 0 {
+		cfg.PingTimeout = DefaultPingTimeout
+	}
+	if cfg.MaxPayload <= 0 {
+		cfg.MaxPayload = DefaultMaxPayload
+	}
+	if cfg.ConnectTimeout <= 0 {
+		cfg.ConnectTimeout = DefaultConnectTimeout
+	}
+	if cfg.UpgradeTimeout <= 0 {
+		cfg.UpgradeTimeout = DefaultUpgradeTimeout
+	}
+	if cfg.WriteWait <= 0 {
+		cfg.WriteWait = DefaultWriteWait
+	}
+	if cfg.NowFunc == nil {
+		cfg.NowFunc = time.Now
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	key := append([]byte(nil), cfg.RecoverySecret...)
+	if len(key) == 0 {
+		key = make([]byte, 32)
+		_, _ = rand.Read(key)
+	}
+	hd := &Handler{
+		cfg:      cfg,
+		hub:      h,
+		verifier: v,
+		logger:   logger.With("component", "socketio"),
+		rec:      recovery{key: key},
+		prefixes: make(map[decode.Kind][]byte),
+		sessions: make(map[string]*session),
+	}
+	for _, k := range decode.Kinds() {
+		if cfg.Events.Has(k) {
+			hd.prefixes[k] = eventPrefix(k.String())
+		}
+	}
+	if len(cfg.AllowedOrigins) > 0 {
+		hd.origins = make(map[string]bool, len(cfg.AllowedOrigins))
+		for _, o := range cfg.AllowedOrigins {
+			hd.origins[strings.ToLower(o)] = true
+		}
+	}
+	hd.open.polling = hd.openPacket([]string{"websocket"})
+	hd.open.websocket = hd.openPacket([]string{})
+	hd.upgrader = websocket.Upgrader{
+		HandshakeTimeout: 10 * time.Second,
+		ReadBufferSize:   1024,
+		WriteBufferSize:  4096,
+		// Buffers are lent only while writing: an idle connection holds none.
+		WriteBufferPool: &sync.Pool{},
+		CheckOrigin:     hd.allowed,
+		Error: func(w http.ResponseWriter, _ *http.Request, status int, reason error) {
+			writeError(w, status, codeBadRequest, reason.Error())
+		},
+	}
+	return hd
+}
+
+// openPacket returns the Engine.IO open packet without its sid, which each session
+// splices in.
+func (hd *Handler) openPacket(upgrades []string) []byte {
+	b, _ := json.Marshal(struct {
+		Upgrades     []string `json:"upgrades"`
+		PingInterval int64    `json:"pingInterval"`
+		PingTimeout  int64    `json:"pingTimeout"`
+		MaxPayload   int      `json:"maxPayload"`
+	}{upgrades, hd.cfg.PingInterval.Milliseconds(), hd.cfg.PingTimeout.Milliseconds(), hd.cfg.MaxPayload})
+	return b[1:] // drop '{': the session writes `0{"sid":"…",` before it
+}
+
+// Wait blocks until every session the handler served has ended.
+func (hd *Handler) Wait() { hd.wg.Wait() }
+
+// Close refuses new sessions and ends every open one as at shutdown: a connected
+// socket gets EventDisconnect with ReasonShutdown, then its transport is closed, so
+// the client reconnects elsewhere and recovers. hub.Close does the same for
+// connected sockets; Close also ends sessions that have none. Wait then returns
+// once they are gone.
+func (hd *Handler) Close() {
+	hd.mu.Lock()
+	hd.closed = true
+	all := make([]*session, 0, len(hd.sessions))
+	for _, s := range hd.sessions {
+		all = append(all, s)
+	}
+	hd.mu.Unlock()
+	for _, s := range all {
+		s.kill(ReasonShutdown)
+	}
+}
+
+// Engine.IO error codes of the JSON error bodies.
+const (
+	codeUnknownTransport = 0
+	codeUnknownSID       = 1
+	codeBadMethod        = 2
+	codeBadRequest       = 3
+	codeForbidden        = 4
+	codeUnsupported      = 5
+)
+
+var errorMessages = map[int]string{
+	codeUnknownTransport: "Transport unknown",
+	codeUnknownSID:       "Session ID unknown",
+	codeBadMethod:        "Bad handshake method",
+	codeBadRequest:       "Bad request",
+	codeUnsupported:      "Unsupported protocol version",
+}
+
+// writeError answers with the Engine.IO JSON error body {"code":N,"message":"…"}.
+func writeError(w http.ResponseWriter, status, code int, message string) {
+	if message == "" {
+		message = errorMessages[code]
+	}
+	b, _ := json.Marshal(struct {
+		Code    int    `json:"code"`
+		Message string `json:"message"`
+	}{code, message})
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+// allowed reports whether r's Origin may use the server; requests without one (not
+// from a browser) always may.
+func (hd *Handler) allowed(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if hd.origins == nil || origin == "" {
+		return true
+	}
+	return hd.origins[strings.ToLower(origin)] || hd.origins["*"]
+}
+
+// cors sets the headers that let a browser page of an allowed origin read polling
+// responses. Credentials are never allowed: the dashboards use withCredentials:false.
+func cors(w http.ResponseWriter, r *http.Request) {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return
+	}
+	h := w.Header()
+	h.Set("Access-Control-Allow-Origin", origin)
+	h.Add("Vary", "Origin")
+}
+
+// ServeHTTP routes an Engine.IO request: a handshake (no sid), a polling GET or
+// POST, or a WebSocket (a handshake or an upgrade).
+func (hd *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !hd.allowed(r) {
+		writeError(w, http.StatusForbidden, codeForbidden, "origin not allowed")
+		return
+	}
+	cors(w, r)
+	if r.Method == http.MethodOptions {
+		h := w.Header()
+		h.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+		h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
+		h.Set("Access-Control-Max-Age", preflightMaxAge)
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	q := r.URL.Query()
+	if q.Get("EIO") != "4" {
+		writeError(w, http.StatusBadRequest, codeUnsupported, "")
+		return
+	}
+	transport := q.Get("transport")
+	if transport != "polling" && transport != "websocket" {
+		writeError(w, http.StatusBadRequest, codeUnknownTransport, "")
+		return
+	}
+	sid := q.Get("sid")
+	if sid == "" {
+		hd.handshake(w, r, transport)
+		return
+	}
+	s := hd.lookup(sid)
+	if s == nil {
+		writeError(w, http.StatusBadRequest, codeUnknownSID, "")
+		return
+	}
+	switch {
+	case transport == "websocket":
+		hd.upgrade(w, r, s)
+	case s.wsOnly || s.upgraded.Load():
+		writeError(w, http.StatusBadRequest, codeBadRequest, "")
+	case r.Method == http.MethodGet:
+		s.poll(w, r)
+	case r.Method == http.MethodPost:
+		s.post(w, r)
+	default:
+		writeError(w, http.StatusBadRequest, codeBadRequest, "")
+	}
+}
+
+// handshake opens a session over polling or WebSocket.
+func (hd *Handler) handshake(w http.ResponseWriter, r *http.Request, transport string) {
+	if r.Method != http.MethodGet {
+		writeError(w, http.StatusBadRequest, codeBadMethod, "")
+		return
+	}
+	// The Authorization header (or ?access_token) of the handshake stands in for a
+	// CONNECT without auth.token; it is checked at CONNECT, like the packet's.
+	header, _ := auth.TokenFromRequest(r)
+	if transport == "polling" {
+		s, ok := hd.newSession(r, header, false)
+		if !ok {
+			writeError(w, http.StatusServiceUnavailable, codeForbidden, ReasonShutdown)
+			return
+		}
+		s.getting.Store(true)
+		g := newPollRequest()
+		hd.start(s, g, nil)
+		s.awaitPoll(w, r, g)
+		return
+	}
+	if !websocket.IsWebSocketUpgrade(r) {
+		writeError(w, http.StatusBadRequest, codeBadRequest, "")
+		return
+	}
+	conn, err := hd.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader answered
+	}
+	s, ok := hd.newSession(r, header, true)
+	if !ok {
+		closeConn(conn, websocket.CloseGoingAway, ReasonShutdown, hd.cfg.WriteWait)
+		return
+	}
+	c := newWSConn(conn)
+	hd.wg.Add(1)
+	defer hd.wg.Done()
+	hd.start(s, nil, c)
+	s.readWS(c)
+}
+
+// upgrade takes a WebSocket for an existing session; the session decides whether it
+// becomes its transport.
+func (hd *Handler) upgrade(w http.ResponseWriter, r *http.Request, s *session) {
+	if !websocket.IsWebSocketUpgrade(r) {
+		writeError(w, http.StatusBadRequest, codeBadRequest, "")
+		return
+	}
+	conn, err := hd.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return
+	}
+	c := newWSConn(conn)
+	hd.wg.Add(1)
+	defer hd.wg.Done()
+	select {
+	case s.probes <- c:
+	case <-s.done:
+		_ = conn.Close()
+		return
+	}
+	s.readWS(c)
+}
+
+// newSession registers a session; false once the handler is closed.
+func (hd *Handler) newSession(r *http.Request, header string, wsOnly bool) (*session, bool) {
+	s := newSession(hd, header, wsOnly, r.RemoteAddr)
+	hd.mu.Lock()
+	defer hd.mu.Unlock()
+	if hd.closed {
+		return nil, false
+	}
+	for hd.sessions[s.id] != nil { // 120 random bits: never, but cheap to rule out
+		s.id = newEngineID()
+	}
+	hd.sessions[s.id] = s
+	return s, true
+}
+
+// start runs s's loop with its first transport.
+func (hd *Handler) start(s *session, g *pollRequest, c *wsConn) {
+	hd.wg.Add(1)
+	go func() {
+		defer hd.wg.Done()
+		s.run(g, c)
+	}()
+}
+
+func (hd *Handler) lookup(sid string) *session {
+	hd.mu.Lock()
+	defer hd.mu.Unlock()
+	return hd.sessions[sid]
+}
+
+func (hd *Handler) remove(s *session) {
+	hd.mu.Lock()
+	defer hd.mu.Unlock()
+	if hd.sessions[s.id] == s {
+		delete(hd.sessions, s.id)
+	}
+}
+
+// sessionCount returns the number of open sessions.
+func (hd *Handler) sessionCount() int {
+	hd.mu.Lock()
+	defer hd.mu.Unlock()
+	return len(hd.sessions)
+}
+
+// errorCode is the machine-readable code of a refused CONNECT, from the auth error.
+func errorCode(err error) string {
+	switch {
+	case errors.Is(err, auth.ErrNoToken):
+		return "missing_token"
+	case errors.Is(err, auth.ErrTokenExpired):
+		return "token_expired"
+	case errors.Is(err, auth.ErrTokenNotYetValid):
+		return "token_not_yet_valid"
+	default:
+		return "invalid_token"
+	}
+}

@@ -1,0 +1,489 @@
+package socketio
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/pgnotifier/notifier/internal/auth"
+	"github.com/pgnotifier/notifier/notifier/hub"
+)
+
+// inbound is what a transport hands the loop: a POST body (packets joined by
+// \x1e), one WebSocket frame, or the end of a WebSocket's reader.
+type inbound struct {
+	conn    *wsConn // nil for a polling POST
+	payload []byte
+	binary  bool  // a WebSocket binary frame
+	closed  error // the reader of conn ended with this error
+}
+
+// outPacket is one queued Engine.IO packet: raw bytes, or a hub message framed as
+// an EVENT when it is written (the message's bytes are shared, never copied into
+// the queue).
+type outPacket struct {
+	raw []byte
+	msg *hub.Message
+}
+
+// socketState is the state of the Socket.IO socket on "/".
+type socketState int
+
+const (
+	socketIdle       socketState = iota // no socket: awaiting CONNECT
+	socketConnecting                    // the feeder is subscribing
+	socketConnected
+)
+
+// connectResult is the feeder's subscription.
+type connectResult struct {
+	gen      int
+	position int64 // the subscription's starting cursor
+	sub      *hub.Subscription
+	resync   bool
+	err      error
+}
+
+// fed is a batch from the feeder, or why it stopped.
+type fed struct {
+	gen  int
+	msgs []*hub.Message
+	err  error
+}
+
+// session is one Engine.IO session and the Socket.IO socket inside it. Its loop
+// (run) owns every field below the channels; transports talk to it over them.
+type session struct {
+	hd     *Handler
+	id     string // the Engine.IO sid: a secret of the session, never logged
+	header string // bearer token of the handshake request; never logged
+	wsOnly bool
+	logger *slog.Logger
+
+	inbox    chan inbound
+	gets     chan *pollRequest
+	probes   chan *wsConn
+	results  chan connectResult
+	feeds    chan fed
+	killc    chan string   // buffered 1: the first reason wins
+	done     chan struct{} // closed when the loop has ended
+	upgraded atomic.Bool   // set by the loop on upgrade; polling is refused then
+	getting  atomic.Bool   // a GET is in flight
+	posting  atomic.Bool   // a POST is in flight
+
+	// Owned by the loop.
+	out          []outPacket
+	scratch      []byte
+	pending      *pollRequest
+	ws           *wsConn
+	probe        *wsConn
+	probed       bool
+	awaitingPong bool
+	pingTimer    *time.Timer
+	pongTimer    *time.Timer
+	connectTimer *time.Timer
+	upgradeTimer *time.Timer
+	expiryTimer  *time.Timer
+	graceTimer   *time.Timer
+	closing      string // why the session ends; set once
+	abrupt       bool   // drop the queue rather than flush it
+	closeSent    bool   // polling: the close packet is queued
+	connects     int
+
+	state   socketState
+	claims  auth.Claims
+	sid     string // public Socket.IO id
+	pid     string
+	sub     *hub.Subscription
+	gen     int                 // feeder generation: what older feeders send is stale
+	cancel  context.CancelFunc  // stops the current feeder
+	want    chan []*hub.Message // asks the feeder for a batch (with a buffer to fill)
+	wantOut bool                // a batch is asked for
+	spare   []*hub.Message      // the last batch's buffer, for the next ask
+	conns   sync.WaitGroup      // feeders
+}
+
+func newSession(hd *Handler, header string, wsOnly bool, remote string) *session {
+	s := &session{
+		hd:           hd,
+		id:           newEngineID(),
+		header:       header,
+		wsOnly:       wsOnly,
+		logger:       hd.logger.With("remote", remote),
+		inbox:        make(chan inbound),
+		gets:         make(chan *pollRequest),
+		probes:       make(chan *wsConn),
+		results:      make(chan connectResult),
+		feeds:        make(chan fed),
+		killc:        make(chan string, 1),
+		done:         make(chan struct{}),
+		pingTimer:    stoppedTimer(),
+		pongTimer:    stoppedTimer(),
+		connectTimer: stoppedTimer(),
+		upgradeTimer: stoppedTimer(),
+		expiryTimer:  stoppedTimer(),
+		graceTimer:   stoppedTimer(),
+	}
+	return s
+}
+
+// stoppedTimer returns a timer to Reset later. Since Go 1.23 a stopped timer's
+// channel never delivers a stale value, so Stop and Reset need no draining.
+func stoppedTimer() *time.Timer {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return t
+}
+
+// kill asks the loop to end the session; ReasonShutdown ends it gracefully.
+func (s *session) kill(reason string) {
+	select {
+	case s.killc <- reason:
+	default: // already dying
+	}
+}
+
+// run is the session's loop: the one goroutine that reads and writes its state and
+// writes to its transports. It starts with the handshake's transport: a polling GET
+// (g) or a WebSocket (c).
+func (s *session) run(g *pollRequest, c *wsConn) {
+	defer s.finish()
+	cfg := s.hd.cfg
+	open := s.hd.open.polling
+	if c != nil {
+		s.ws = c
+		s.upgraded.Store(true)
+		open = s.hd.open.websocket
+	}
+	s.pending = g
+	s.queue(append(append(append([]byte(`0{"sid":"`), s.id...), `",`...), open...))
+	s.pingTimer.Reset(cfg.PingInterval)
+	s.connectTimer.Reset(cfg.ConnectTimeout)
+	s.logger.Debug("session opened", "transport", s.transportName())
+	for {
+		s.flush()
+		if s.closing != "" && (s.abrupt || len(s.out) == 0) {
+			if s.abrupt || s.ws != nil || s.closeSent {
+				return
+			}
+			// Polling: the close packet goes in an answer of its own. The client
+			// hands events to the app a tick after parsing them; a close in the same
+			// payload would disconnect the socket first and the event would be lost.
+			s.out = append(s.out, outPacket{raw: []byte{eioClose}})
+			s.closeSent = true
+			continue
+		}
+		s.askFeeder()
+		var subDone <-chan struct{}
+		if s.sub != nil && s.closing == "" {
+			subDone = s.sub.Done()
+		}
+		select {
+		case in := <-s.inbox:
+			s.receive(in)
+		case g := <-s.gets:
+			s.attachPoll(g)
+		case c := <-s.probes:
+			s.attachProbe(c)
+		case f := <-s.feeds:
+			s.fedBatch(f)
+		case <-subDone:
+			s.subscriptionEnded(s.sub.Err())
+		case res := <-s.results:
+			s.connected(res)
+		case <-s.pingTimer.C:
+			s.queue([]byte{eioPing})
+			s.awaitingPong = true
+			s.pongTimer.Reset(cfg.PingTimeout)
+		case <-s.pongTimer.C:
+			s.close("ping timeout", true)
+		case <-s.connectTimer.C:
+			if s.state != socketConnected {
+				s.close("connect timeout", true)
+			}
+		case <-s.upgradeTimer.C:
+			s.dropProbe()
+		case <-s.expiryTimer.C:
+			if s.state == socketConnected {
+				s.kick(ReasonTokenExpired)
+			}
+		case reason := <-s.killc:
+			s.close(reason, reason != ReasonShutdown)
+		case <-s.graceTimer.C:
+			s.abrupt = true
+		}
+	}
+}
+
+func (s *session) transportName() string {
+	if s.ws != nil {
+		return "websocket"
+	}
+	return "polling"
+}
+
+// queue appends a raw Engine.IO packet.
+func (s *session) queue(raw []byte) {
+	if s.closing != "" {
+		return
+	}
+	s.out = append(s.out, outPacket{raw: raw})
+}
+
+// flush writes the queue to the active transport: every packet as a frame over a
+// WebSocket; all of them joined by \x1e in the answer to a pending GET. A GET
+// pending while a probe is answered gets a noop so that the client can pause
+// polling and finish the upgrade.
+func (s *session) flush() {
+	switch {
+	case s.ws != nil:
+		for i, p := range s.out {
+			var err error
+			if p.msg != nil {
+				err = s.writeEvent(p.msg)
+			} else {
+				err = writeWS(s.ws, s.hd.cfg.WriteWait, p.raw)
+			}
+			if err != nil {
+				s.out = s.out[:0]
+				s.close("transport error", true)
+				return
+			}
+			s.out[i] = outPacket{}
+		}
+		s.out = s.out[:0]
+		if s.pending != nil { // the GET left over from polling
+			s.answer(pollResponse{body: []byte{eioNoop}})
+		}
+	case s.pending == nil:
+	case len(s.out) > 0:
+		s.answer(pollResponse{body: s.payload()})
+	case s.probed:
+		s.answer(pollResponse{body: []byte{eioNoop}})
+	}
+}
+
+// payload joins the queue into a polling body and empties the queue.
+func (s *session) payload() []byte {
+	n := 0
+	for _, p := range s.out {
+		if p.msg != nil {
+			n += len(s.hd.prefixes[p.msg.Kind]) + len(eventData(p.msg)) + 24
+		} else {
+			n += len(p.raw)
+		}
+		n++
+	}
+	b := make([]byte, 0, n)
+	for i, p := range s.out {
+		if i > 0 {
+			b = append(b, recordSeparator)
+		}
+		if p.msg != nil {
+			b = s.appendEvent(b, p.msg)
+		} else {
+			b = append(b, p.raw...)
+		}
+		s.out[i] = outPacket{}
+	}
+	s.out = s.out[:0]
+	return b
+}
+
+// appendEvent appends m as `42["<name>",<data>,"<offset>"]`.
+func (s *session) appendEvent(b []byte, m *hub.Message) []byte {
+	b = append(b, s.hd.prefixes[m.Kind]...)
+	b = append(b, eventData(m)...)
+	return appendOffsetSuffix(b, m.ID)
+}
+
+// writeEvent writes m as one WebSocket frame straight from the shared bytes.
+func (s *session) writeEvent(m *hub.Message) error {
+	s.scratch = appendOffsetSuffix(s.scratch[:0], m.ID)
+	return writeWS(s.ws, s.hd.cfg.WriteWait, s.hd.prefixes[m.Kind], eventData(m), s.scratch)
+}
+
+// answer completes the pending GET.
+func (s *session) answer(r pollResponse) {
+	s.pending.resp <- r
+	s.pending = nil
+}
+
+// attachPoll takes a polling GET as the pending one.
+func (s *session) attachPoll(g *pollRequest) {
+	switch {
+	case s.ws != nil: // raced with the upgrade
+		g.resp <- pollResponse{status: http.StatusBadRequest, code: codeBadRequest}
+	case s.pending != nil: // the handler's flag rules this out; be safe anyway
+		g.resp <- pollResponse{status: http.StatusBadRequest, code: codeBadRequest}
+		s.close("overlapping poll", true)
+	default:
+		s.pending = g
+	}
+}
+
+// attachProbe takes a WebSocket that wants to become the transport.
+func (s *session) attachProbe(c *wsConn) {
+	if s.wsOnly || s.ws != nil || s.probe != nil || s.closing != "" {
+		_ = c.conn.Close()
+		return
+	}
+	s.probe = c
+	s.probed = false
+	s.upgradeTimer.Reset(s.hd.cfg.UpgradeTimeout)
+}
+
+// dropProbe closes the probing WebSocket; polling goes on.
+func (s *session) dropProbe() {
+	if s.probe != nil {
+		_ = s.probe.conn.Close()
+	}
+	s.probe = nil
+	s.probed = false
+	s.upgradeTimer.Stop()
+}
+
+// receive handles what a transport read.
+func (s *session) receive(in inbound) {
+	if s.closing != "" {
+		return
+	}
+	if in.conn != nil && in.conn != s.ws {
+		if in.conn == s.probe {
+			s.receiveProbe(in)
+		}
+		return // a probe dropped earlier
+	}
+	if in.conn == nil && s.ws != nil {
+		return // a POST that raced with the upgrade
+	}
+	switch {
+	case in.closed != nil:
+		s.close("transport close", true)
+		return
+	case in.binary:
+		s.close("binary packet", true)
+		return
+	}
+	err := eachEIOPacket(in.payload, func(p eioPacket) error {
+		s.packet(p)
+		if s.closing != "" {
+			return errStop
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errStop) {
+		s.close(reasonFor(err), true)
+	}
+}
+
+var errStop = errors.New("stop")
+
+// receiveProbe runs the upgrade: "2probe", answered "3probe", then "5". Anything
+// else drops the probe and polling goes on.
+func (s *session) receiveProbe(in inbound) {
+	switch {
+	case in.closed != nil || in.binary:
+	case !s.probed && string(in.payload) == "2probe":
+		if writeWS(s.probe, s.hd.cfg.WriteWait, []byte("3probe")) == nil {
+			s.probed = true
+			return
+		}
+	case s.probed && string(in.payload) == string(eioUpgrade):
+		s.ws = s.probe
+		s.probe = nil
+		s.probed = false
+		s.upgradeTimer.Stop()
+		s.upgraded.Store(true)
+		s.logger.Debug("upgraded", "transport", "websocket")
+		return // flush answers the pending GET with a noop and drains the queue
+	}
+	s.dropProbe()
+}
+
+// packet handles one Engine.IO packet from the active transport.
+func (s *session) packet(p eioPacket) {
+	switch p.Type {
+	case eioClose:
+		s.close("client close", true)
+	case eioPong:
+		if s.awaitingPong {
+			s.awaitingPong = false
+			s.pongTimer.Stop()
+			s.pingTimer.Reset(s.hd.cfg.PingInterval)
+		}
+	case eioMessage:
+		s.message(p.Data)
+	case eioNoop:
+	default: // open, ping (v3 direction), upgrade outside a probe
+		s.close("parse error", true)
+	}
+}
+
+// close ends the session. Abrupt closes drop the queue; otherwise (shutdown) a
+// connected socket is told why and the queue is flushed within closeGrace.
+func (s *session) close(reason string, abrupt bool) {
+	if s.closing != "" {
+		return
+	}
+	if !abrupt {
+		if s.state == socketConnected {
+			s.queueDisconnectEvent(reason)
+		}
+		s.graceTimer.Reset(closeGrace)
+	}
+	s.closing = reason
+	s.abrupt = abrupt
+	if abrupt {
+		clear(s.out)
+		s.out = s.out[:0]
+	}
+}
+
+// finish releases everything the session holds once its loop ends.
+func (s *session) finish() {
+	s.hd.remove(s)
+	if s.sub != nil {
+		s.sub.Close()
+		s.sub = nil
+	}
+	if s.cancel != nil {
+		s.cancel()
+	}
+	if s.pending != nil {
+		body := []byte{eioClose}
+		if s.closing == "client close" {
+			body = []byte{eioNoop} // as Node answers the GET pending at a client's close
+		}
+		s.answer(pollResponse{body: body})
+	}
+	if s.probe != nil {
+		_ = s.probe.conn.Close()
+	}
+	close(s.done) // readers stop forwarding and close their connections
+	if s.ws != nil {
+		if s.closing == ReasonShutdown {
+			// Going away: say so, and give the peer a moment to answer the close.
+			msg := websocket.FormatCloseMessage(websocket.CloseGoingAway, ReasonShutdown)
+			_ = s.ws.conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(s.hd.cfg.WriteWait))
+			t := time.NewTimer(time.Second)
+			select {
+			case <-s.ws.done:
+			case <-t.C:
+			}
+			t.Stop()
+		}
+		_ = s.ws.conn.Close()
+	}
+	s.conns.Wait()
+	for _, t := range []*time.Timer{s.pingTimer, s.pongTimer, s.connectTimer, s.upgradeTimer, s.expiryTimer, s.graceTimer} {
+		t.Stop()
+	}
+	s.logger.Debug("session closed", "reason", s.closing)
+}

@@ -1,0 +1,340 @@
+package socketio
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+
+	"github.com/pgnotifier/notifier/notifier/hub"
+)
+
+// connectAuth is the CONNECT payload: the client's auth option, plus pid and offset
+// when it tries to recover. Fields are raw so that a wrong type refuses or ignores
+// that field instead of failing the whole packet.
+type connectAuth struct {
+	Token  json.RawMessage `json:"token"`
+	PID    json.RawMessage `json:"pid"`
+	Offset json.RawMessage `json:"offset"`
+}
+
+// jsonString returns raw as a Go string when it is a JSON string.
+func jsonString(raw json.RawMessage) (string, bool) {
+	if len(raw) == 0 || raw[0] != '"' {
+		return "", false
+	}
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		return "", false
+	}
+	return s, true
+}
+
+// Pre-encoded Socket.IO packets.
+var (
+	invalidNamespace = []byte(`{"message":"Invalid namespace"}`)
+	resyncData       = []byte(`{}]`)
+)
+
+// message handles a Socket.IO packet carried by an Engine.IO message.
+func (s *session) message(data []byte) {
+	p, err := parseSIOPacket(data)
+	if err != nil {
+		s.close("parse error", true)
+		return
+	}
+	switch {
+	case p.Type == sioBinaryEvent || p.Type == sioBinaryAck:
+		s.close("binary packet", true)
+		return
+	case p.Type == sioConnectError: // only servers send it
+		s.close("parse error", true)
+		return
+	case p.Namespace != "/":
+		// Only "/" exists. Packets for other namespaces are ignored; a CONNECT gets
+		// the error the client shows for an unknown namespace.
+		if p.Type == sioConnect && s.countConnect() {
+			s.queue(appendSIO(nil, sioConnectError, p.Namespace, invalidNamespace))
+		}
+		return
+	}
+	switch p.Type {
+	case sioConnect:
+		if s.state != socketIdle {
+			s.close("duplicate connect", true)
+			return
+		}
+		if s.countConnect() {
+			s.connect(p.Data)
+		}
+	case sioDisconnect:
+		if s.state != socketIdle {
+			s.logger.Debug("socket disconnected", "reason", "client disconnect")
+			s.leave()
+		}
+	case sioEvent, sioAck:
+		// Dashboards only listen; client events are dropped, never relayed. An ack id
+		// goes unanswered: answering would let a client grow our queue at will.
+	}
+}
+
+// countConnect counts a CONNECT; too many close the session (a client sends one per
+// Engine.IO session, a fresh session when it connects again).
+func (s *session) countConnect() bool {
+	s.connects++
+	if s.connects > maxConnectAttempts {
+		s.close("too many connects", true)
+		return false
+	}
+	return true
+}
+
+// connect authenticates a CONNECT and starts the socket's feeder, which joins the
+// account's room: from the client's offset when the packet holds a pid minted for
+// the same account, live otherwise.
+func (s *session) connect(data []byte) {
+	var a connectAuth
+	if len(data) > 0 {
+		_ = json.Unmarshal(data, &a) // an object, checked by the parser
+	}
+	token, ok := jsonString(a.Token)
+	if !ok || token == "" {
+		token = s.header
+	}
+	claims, err := s.hd.verifier.Verify(token, s.hd.cfg.NowFunc())
+	if err != nil {
+		s.logger.Debug("connect refused", "reason", err.Error())
+		b, _ := json.Marshal(connectError{Message: err.Error(), Data: connectErrorData{Code: errorCode(err)}})
+		s.queue(appendSIO(nil, sioConnectError, "/", b))
+		return
+	}
+	s.claims = claims
+	s.logger = s.logger.With("account_id", claims.AccountID)
+	s.pid = ""
+	since := int64(-1)
+	if pid, ok := jsonString(a.PID); ok {
+		if position, ok := s.hd.rec.verifyPID(pid, claims.AccountID); ok {
+			since = position // the client saw no event: resume from the pid's position
+			if len(a.Offset) > 0 {
+				off, ok := jsonString(a.Offset)
+				if ok {
+					since, ok = parseOffset(off)
+				}
+				if !ok {
+					since = -1
+				}
+			}
+			if since >= 0 {
+				s.pid = pid
+			}
+		}
+	}
+	s.state = socketConnecting
+	s.gen++
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.want = make(chan []*hub.Message, 1)
+	s.wantOut = false
+	s.conns.Add(1)
+	go func(gen int, account int64, want <-chan []*hub.Message) {
+		defer s.conns.Done()
+		s.feed(ctx, gen, account, since, want)
+	}(s.gen, claims.AccountID, s.want)
+}
+
+type connectError struct {
+	Message string           `json:"message"`
+	Data    connectErrorData `json:"data"`
+}
+
+type connectErrorData struct {
+	Code string `json:"code"`
+}
+
+// feed runs in the socket's feeder goroutine, the only caller of the
+// subscription's Poll, which may read the log: it subscribes, reports the result,
+// then hands the loop one batch each time the loop asks for one (want). It never
+// touches the session's fields.
+func (s *session) feed(ctx context.Context, gen int, account, since int64, want <-chan []*hub.Message) {
+	sub, resync, err := s.hd.hub.Subscribe(ctx, account, s.hd.cfg.Events, since)
+	res := connectResult{gen: gen, sub: sub, resync: resync, err: err}
+	if sub != nil {
+		res.position = sub.Cursor() // the first event this socket gets follows it
+	}
+	select {
+	case s.results <- res:
+	case <-ctx.Done():
+		if sub != nil {
+			sub.Close()
+		}
+		return
+	}
+	if err != nil {
+		return
+	}
+	for {
+		var buf []*hub.Message
+		select {
+		case buf = <-want:
+		case <-ctx.Done():
+			return
+		}
+		for {
+			batch, err := sub.Poll(ctx, buf)
+			if err != nil || len(batch) > 0 {
+				select {
+				case s.feeds <- fed{gen: gen, msgs: batch, err: err}:
+				case <-ctx.Done():
+					return
+				}
+				if err != nil {
+					return
+				}
+				break
+			}
+			select {
+			case <-sub.Wake():
+			case <-sub.Done(): // Poll reports why
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+}
+
+// connected finishes a CONNECT with the feeder's subscription.
+func (s *session) connected(res connectResult) {
+	if res.gen != s.gen || s.state != socketConnecting || s.closing != "" {
+		if res.sub != nil {
+			res.sub.Close()
+		}
+		return
+	}
+	if res.err != nil {
+		s.subscribeFailed(res.err)
+		return
+	}
+	s.sub = res.sub
+	switch {
+	case s.pid != "" && !res.resync:
+		// Recovered: the same sid and pid (the client sees recovered === true), then
+		// what it missed, replayed by the subscription from its offset.
+		s.ack(s.pid)
+		s.logger.Debug("socket recovered")
+	case s.pid != "":
+		// The log no longer reaches back to the offset: not recovered. A new pid
+		// tells the client so (recovered === false), and EventResync says why.
+		s.ack(s.hd.rec.newPID(s.claims.AccountID, res.position))
+		s.queue(append(eventPrefix(EventResync), resyncData...))
+	default:
+		s.ack(s.hd.rec.newPID(s.claims.AccountID, res.position))
+	}
+}
+
+// fedBatch takes a batch from the feeder.
+func (s *session) fedBatch(f fed) {
+	if f.gen != s.gen || s.state != socketConnected {
+		return
+	}
+	s.wantOut = false
+	for i, m := range f.msgs {
+		s.out = append(s.out, outPacket{msg: m})
+		f.msgs[i] = nil
+	}
+	s.spare = f.msgs[:0]
+	if f.err != nil {
+		s.subscriptionEnded(f.err)
+	}
+}
+
+// subscribeFailed ends a CONNECT the hub could not serve. The transport is closed
+// without a DISCONNECT, so the client reconnects and tries again.
+func (s *session) subscribeFailed(err error) {
+	s.leave()
+	if errors.Is(err, hub.ErrShutdown) {
+		s.close(ReasonShutdown, false)
+		return
+	}
+	s.logger.Error("subscribe", "error", err)
+	s.close("subscribe failed", true)
+}
+
+// ack acknowledges the CONNECT: `40{"sid":…,"pid":…}`, and starts the token's clock.
+func (s *session) ack(pid string) {
+	s.pid = pid
+	s.sid = s.hd.rec.socketID(pid)
+	b, _ := json.Marshal(struct {
+		SID string `json:"sid"`
+		PID string `json:"pid"`
+	}{s.sid, s.pid})
+	s.queue(appendSIO(nil, sioConnect, "/", b))
+	s.state = socketConnected
+	s.connectTimer.Stop()
+	s.expiryTimer.Reset(s.claims.ExpiresAt.Sub(s.hd.cfg.NowFunc()))
+	s.logger = s.logger.With("socket_id", s.sid)
+	s.logger.Debug("socket connected", "transport", s.transportName(), "room", s.hd.hub.Room(s.claims.AccountID))
+}
+
+// askFeeder asks the feeder for the next batch when the transport can take it:
+// the hub's ring holds what is due meanwhile, and a client that falls MaxLag
+// behind is ended by the hub.
+func (s *session) askFeeder() {
+	if s.state != socketConnected || s.closing != "" || s.wantOut || len(s.out) > 0 || (s.ws == nil && s.pending == nil) {
+		return
+	}
+	s.want <- s.spare // never blocks: the feeder took the last one before it answered
+	s.spare = nil
+	s.wantOut = true
+}
+
+// subscriptionEnded handles the end of the subscription, or a failed Poll.
+func (s *session) subscriptionEnded(err error) {
+	switch {
+	case errors.Is(err, hub.ErrSlowConsumer):
+		s.kick(ReasonSlowConsumer)
+	case errors.Is(err, hub.ErrShutdown):
+		s.close(ReasonShutdown, false)
+	case errors.Is(err, hub.ErrClosed):
+		s.leave()
+	default: // the log could not be read: the client reconnects and resumes
+		s.logger.Error("deliver", "error", err)
+		s.close("replay failed", true)
+	}
+}
+
+// kick ends the socket from the server side: EventDisconnect with the reason, then
+// DISCONNECT, which the client does not retry. The Engine.IO session stays for the
+// client to close.
+func (s *session) kick(reason string) {
+	s.logger.Info("socket disconnected", "reason", reason)
+	s.leave()
+	s.queueDisconnectEvent(reason)
+	s.queue(appendSIO(nil, sioDisconnect, "/", nil))
+}
+
+// leave drops the socket and its feeder; the session waits for another CONNECT or
+// its close.
+func (s *session) leave() {
+	if s.cancel != nil {
+		s.cancel()
+		s.cancel = nil
+	}
+	if s.sub != nil {
+		s.sub.Close()
+		s.sub = nil
+	}
+	s.gen++ // what the old feeder still sends is stale
+	s.want = nil
+	s.wantOut = false
+	s.state = socketIdle
+	s.expiryTimer.Stop()
+	s.connectTimer.Reset(s.hd.cfg.ConnectTimeout)
+}
+
+// queueDisconnectEvent queues `42["notifier.disconnect",{"reason":…}]`.
+func (s *session) queueDisconnectEvent(reason string) {
+	b, _ := json.Marshal(struct {
+		Reason string `json:"reason"`
+	}{reason})
+	b = append(append(eventPrefix(EventDisconnect), b...), ']')
+	s.queue(b)
+}

@@ -1,0 +1,185 @@
+package socketio
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// pollRequest is a polling GET waiting for its session's loop to answer it.
+type pollRequest struct {
+	resp chan pollResponse // buffered: the loop never blocks on it
+}
+
+// pollResponse is what a GET answers: 200 with packets, or an error.
+type pollResponse struct {
+	body   []byte
+	status int // 0 means 200
+	code   int // Engine.IO error code when status is set
+}
+
+func newPollRequest() *pollRequest {
+	return &pollRequest{resp: make(chan pollResponse, 1)}
+}
+
+// poll serves a polling GET: it hands itself to the loop and waits for packets.
+func (s *session) poll(w http.ResponseWriter, r *http.Request) {
+	if !s.getting.CompareAndSwap(false, true) {
+		// The client never overlaps GETs: this is not our client, or a broken one.
+		writeError(w, http.StatusBadRequest, codeBadRequest, "")
+		s.kill("overlapping poll")
+		return
+	}
+	g := newPollRequest()
+	select {
+	case s.gets <- g:
+	case <-s.done:
+		s.getting.Store(false)
+		writeError(w, http.StatusBadRequest, codeUnknownSID, "")
+		return
+	}
+	s.awaitPoll(w, r, g)
+}
+
+// awaitPoll writes the loop's answer to g. A client that goes away first ends the
+// session: whatever the loop hands over now would be lost ("poll connection closed
+// prematurely"); the client recovers it from the log when it reconnects.
+func (s *session) awaitPoll(w http.ResponseWriter, r *http.Request, g *pollRequest) {
+	var resp pollResponse
+	select {
+	case resp = <-g.resp:
+	case <-r.Context().Done():
+		s.kill("poll closed prematurely")
+		return
+	}
+	// Clear the flag before writing: the client may poll again as soon as it has
+	// the body, before this handler returns.
+	s.getting.Store(false)
+	if resp.status != 0 {
+		writeError(w, resp.status, resp.code, "")
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=UTF-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Length", strconv.Itoa(len(resp.body)))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(resp.body)
+}
+
+// post serves a polling POST: packets joined by \x1e, answered with "ok" once the
+// loop has taken them.
+func (s *session) post(w http.ResponseWriter, r *http.Request) {
+	max := s.hd.cfg.MaxPayload
+	if r.ContentLength > int64(max) {
+		writeError(w, http.StatusRequestEntityTooLarge, codeBadRequest, "payload too large")
+		return
+	}
+	if !s.posting.CompareAndSwap(false, true) {
+		writeError(w, http.StatusBadRequest, codeBadRequest, "")
+		s.kill("overlapping post")
+		return
+	}
+	defer s.posting.Store(false)
+	body, err := io.ReadAll(io.LimitReader(r.Body, int64(max)+1))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, codeBadRequest, "")
+		s.kill("transport error")
+		return
+	}
+	if len(body) > max {
+		writeError(w, http.StatusRequestEntityTooLarge, codeBadRequest, "payload too large")
+		return
+	}
+	if err := checkEIOPayload(body); err != nil {
+		writeError(w, http.StatusBadRequest, codeBadRequest, "")
+		s.kill(reasonFor(err))
+		return
+	}
+	select {
+	case s.inbox <- inbound{payload: body}:
+	case <-s.done:
+		writeError(w, http.StatusBadRequest, codeUnknownSID, "")
+		return
+	}
+	s.posting.Store(false)
+	h := w.Header()
+	h.Set("Content-Type", "text/html")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Length", "2")
+	w.WriteHeader(http.StatusOK)
+	_, _ = io.WriteString(w, "ok")
+}
+
+// wsConn is a WebSocket of a session, the active transport or a probe. Only the
+// session loop writes to it; its reader is the goroutine of the HTTP request.
+type wsConn struct {
+	conn *websocket.Conn
+	done chan struct{} // closed when the reader has ended
+}
+
+func newWSConn(conn *websocket.Conn) *wsConn {
+	return &wsConn{conn: conn, done: make(chan struct{})}
+}
+
+// readWS forwards c's frames to the loop until c fails or the loop closes it.
+func (s *session) readWS(c *wsConn) {
+	defer close(c.done)
+	cfg := s.hd.cfg
+	c.conn.SetReadLimit(int64(cfg.MaxPayload))
+	// The client answers every ping and pings come every PingInterval: a connection
+	// silent for longer than interval plus timeout is dead, probing or not.
+	idle := cfg.PingInterval + cfg.PingTimeout
+	for {
+		_ = c.conn.SetReadDeadline(time.Now().Add(idle))
+		typ, data, err := c.conn.ReadMessage()
+		in := inbound{conn: c, payload: data, binary: typ == websocket.BinaryMessage}
+		if err != nil {
+			in = inbound{conn: c, closed: err}
+		}
+		select {
+		case s.inbox <- in:
+		case <-s.done:
+			_ = c.conn.Close()
+			return
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// writeWS writes one frame made of parts, within the write deadline.
+func writeWS(c *wsConn, wait time.Duration, parts ...[]byte) error {
+	_ = c.conn.SetWriteDeadline(time.Now().Add(wait))
+	w, err := c.conn.NextWriter(websocket.TextMessage)
+	if err != nil {
+		return err
+	}
+	for _, p := range parts {
+		if _, err := w.Write(p); err != nil {
+			_ = w.Close()
+			return err
+		}
+	}
+	return w.Close()
+}
+
+// closeConn sends a close frame and drops the connection.
+func closeConn(conn *websocket.Conn, code int, reason string, wait time.Duration) {
+	msg := websocket.FormatCloseMessage(code, reason)
+	_ = conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(wait))
+	_ = conn.Close()
+}
+
+// reasonFor names a parse error for the logs.
+func reasonFor(err error) string {
+	if errors.Is(err, errBinary) {
+		return "binary packet"
+	}
+	return "parse error"
+}
