@@ -40,9 +40,14 @@ type Database struct {
 
 // HTTP configures the server.
 type HTTP struct {
-	Addr            string        `mapstructure:"addr"`
-	AllowedOrigins  []string      `mapstructure:"allowed_origins"`
-	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
+	Addr                     string        `mapstructure:"addr"`
+	AllowedOrigins           []string      `mapstructure:"allowed_origins"`
+	ShutdownTimeout          time.Duration `mapstructure:"shutdown_timeout"`
+	HandshakeTimeout         time.Duration `mapstructure:"handshake_timeout"`
+	MaxConnections           int           `mapstructure:"max_connections"`
+	MaxConnectionsPerAccount int           `mapstructure:"max_connections_per_account"`
+	TLSCert                  string        `mapstructure:"tls_cert"`
+	TLSKey                   string        `mapstructure:"tls_key"`
 }
 
 // Auth configures token verification.
@@ -60,10 +65,11 @@ type Hub struct {
 
 // WS configures WebSocket keep-alive and limits.
 type WS struct {
-	PingInterval time.Duration `mapstructure:"ping_interval"`
-	PongWait     time.Duration `mapstructure:"pong_wait"`
-	WriteWait    time.Duration `mapstructure:"write_wait"`
-	ReadLimit    int64         `mapstructure:"read_limit"`
+	PingInterval      time.Duration `mapstructure:"ping_interval"`
+	PongWait          time.Duration `mapstructure:"pong_wait"`
+	WriteWait         time.Duration `mapstructure:"write_wait"`
+	ReadLimit         int64         `mapstructure:"read_limit"`
+	MaxClientMessages int           `mapstructure:"max_client_messages"`
 }
 
 // Log configures the event log's retention.
@@ -81,26 +87,32 @@ type Logging struct {
 // defaults has a value for every key: viper's Unmarshal ignores environment variables
 // for keys it has never heard of.
 var defaults = map[string]any{
-	"database.url":               "",
-	"database.max_conns":         int32(8),
-	"database.statement_timeout": 10 * time.Second,
-	"http.addr":                  ":8080",
-	"http.allowed_origins":       []string{},
-	"http.shutdown_timeout":      10 * time.Second,
-	"auth.jwt_secret":            "",
-	"auth.account_claim":         "accountId",
-	"events":                     eventNames(decode.AllKinds),
-	"hub.room_prefix":            "orders.account.",
-	"hub.max_lag":                30 * time.Second,
-	"hub.replay_buffer":          1024,
-	"ws.ping_interval":           25 * time.Second,
-	"ws.pong_wait":               60 * time.Second,
-	"ws.write_wait":              10 * time.Second,
-	"ws.read_limit":              int64(4096),
-	"log.retention":              24 * time.Hour,
-	"log.prune_interval":         time.Minute,
-	"logging.level":              "info",
-	"logging.format":             "json",
+	"database.url":                     "",
+	"database.max_conns":               int32(8),
+	"database.statement_timeout":       10 * time.Second,
+	"http.addr":                        ":8080",
+	"http.allowed_origins":             []string{},
+	"http.shutdown_timeout":            10 * time.Second,
+	"http.handshake_timeout":           10 * time.Second,
+	"http.max_connections":             10000,
+	"http.max_connections_per_account": 1000,
+	"http.tls_cert":                    "",
+	"http.tls_key":                     "",
+	"auth.jwt_secret":                  "",
+	"auth.account_claim":               "accountId",
+	"events":                           eventNames(decode.AllKinds),
+	"hub.room_prefix":                  "orders.account.",
+	"hub.max_lag":                      30 * time.Second,
+	"hub.replay_buffer":                1024,
+	"ws.ping_interval":                 25 * time.Second,
+	"ws.pong_wait":                     60 * time.Second,
+	"ws.write_wait":                    10 * time.Second,
+	"ws.read_limit":                    int64(4096),
+	"ws.max_client_messages":           10,
+	"log.retention":                    24 * time.Hour,
+	"log.prune_interval":               time.Minute,
+	"logging.level":                    "info",
+	"logging.format":                   "json",
 }
 
 func eventNames(s decode.Set) []string {
@@ -206,6 +218,16 @@ func (c *Config) validateCommon() error {
 		return invalid("database.statement_timeout", "must not be negative (0 disables it)")
 	case c.HTTP.ShutdownTimeout <= 0:
 		return invalid("http.shutdown_timeout", "must be positive")
+	case c.HTTP.HandshakeTimeout <= 0:
+		return invalid("http.handshake_timeout", "must be positive")
+	case c.HTTP.MaxConnections < 0:
+		return invalid("http.max_connections", "must not be negative (0 is unlimited)")
+	case c.HTTP.MaxConnectionsPerAccount < 0:
+		return invalid("http.max_connections_per_account", "must not be negative (0 is unlimited)")
+	case (c.HTTP.TLSCert == "") != (c.HTTP.TLSKey == ""):
+		return invalid("http.tls_cert", "http.tls_cert and http.tls_key go together")
+	case c.WS.MaxClientMessages < 1:
+		return invalid("ws.max_client_messages", "must be at least 1, got %d", c.WS.MaxClientMessages)
 	case c.Auth.AccountClaim == "":
 		return invalid("auth.account_claim", "must not be empty")
 	case c.Hub.MaxLag < time.Second:

@@ -18,6 +18,7 @@ import (
 
 	"github.com/pgnotifier/notifier/config"
 	"github.com/pgnotifier/notifier/internal/auth"
+	"github.com/pgnotifier/notifier/internal/metrics"
 	"github.com/pgnotifier/notifier/notifier/decode"
 	"github.com/pgnotifier/notifier/notifier/enrich"
 	"github.com/pgnotifier/notifier/notifier/eventlog"
@@ -46,6 +47,9 @@ type Service struct {
 	ready   atomic.Bool
 	started chan struct{}
 	once    sync.Once
+	metrics *metrics.Registry
+
+	reconnects, partial, skipped, enrichRetries *metrics.Counter
 
 	// Set by Run.
 	hub      *hub.Hub
@@ -73,7 +77,19 @@ func New(cfg config.Config, logger *slog.Logger, ln net.Listener) (*Service, err
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Service{cfg: cfg, logger: logger, verifier: v, ln: ln, started: make(chan struct{})}, nil
+	s := &Service{cfg: cfg, logger: logger, verifier: v, ln: ln, started: make(chan struct{}), metrics: metrics.New()}
+	m := s.metrics
+	m.GaugeFunc("notifier_listener_ready", "1 while the listener is connected and caught up.", func() float64 {
+		if s.ready.Load() {
+			return 1
+		}
+		return 0
+	})
+	s.reconnects = m.Counter("notifier_listener_disconnects_total", "Times the LISTEN connection was lost.")
+	s.partial = m.Counter("notifier_events_partial_total", "Events sent partial: row gone or enrichment refused.")
+	s.skipped = m.Counter("notifier_log_entries_skipped_total", "Log entries that could not be decoded.")
+	s.enrichRetries = m.Counter("notifier_enrich_retries_total", "Bursts retried because the database could not be reached.")
+	return s, nil
 }
 
 // Started is closed once the HTTP server listens and the listener has caught up for
@@ -108,12 +124,15 @@ func (s *Service) Run(ctx context.Context) error {
 		return err
 	}
 	s.hub = hub.New(hub.Config{
-		RoomPrefix:   s.cfg.Hub.RoomPrefix,
-		MaxLag:       s.cfg.Hub.MaxLag,
-		ReplayBuffer: s.cfg.Hub.ReplayBuffer,
-		ReplayFunc:   s.replay,
-		BoundsFunc:   s.bounds,
-		Logger:       s.logger,
+		RoomPrefix:               s.cfg.Hub.RoomPrefix,
+		MaxLag:                   s.cfg.Hub.MaxLag,
+		MaxSubscribers:           s.cfg.HTTP.MaxConnections,
+		MaxSubscribersPerAccount: s.cfg.HTTP.MaxConnectionsPerAccount,
+		Metrics:                  s.metrics,
+		ReplayBuffer:             s.cfg.Hub.ReplayBuffer,
+		ReplayFunc:               s.replay,
+		BoundsFunc:               s.bounds,
+		Logger:                   s.logger,
 	}, bounds.Head)
 
 	if s.ln == nil {
@@ -122,17 +141,20 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 	}
 	wsHandler := ws.New(ws.Config{
-		Events:         s.cfg.EventSet,
-		PingInterval:   s.cfg.WS.PingInterval,
-		PongWait:       s.cfg.WS.PongWait,
-		WriteWait:      s.cfg.WS.WriteWait,
-		ReadLimit:      s.cfg.WS.ReadLimit,
-		AllowedOrigins: s.cfg.HTTP.AllowedOrigins,
-		Logger:         s.logger,
+		Events:            s.cfg.EventSet,
+		PingInterval:      s.cfg.WS.PingInterval,
+		PongWait:          s.cfg.WS.PongWait,
+		WriteWait:         s.cfg.WS.WriteWait,
+		ReadLimit:         s.cfg.WS.ReadLimit,
+		AllowedOrigins:    s.cfg.HTTP.AllowedOrigins,
+		MaxClientMessages: s.cfg.WS.MaxClientMessages,
+		HandshakeTimeout:  s.cfg.HTTP.HandshakeTimeout,
+		Logger:            s.logger,
+		Metrics:           s.metrics,
 	}, s.hub, s.verifier)
 	srv := &http.Server{
 		Handler:           s.routes(wsHandler),
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: s.cfg.HTTP.HandshakeTimeout,
 		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
 	}
 
@@ -151,7 +173,11 @@ func (s *Service) Run(ctx context.Context) error {
 	g.Go(func() error { return s.pipeline(gctx, entries) })
 	g.Go(func() error { return s.prune(gctx) })
 	g.Go(func() error {
-		if err := srv.Serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
+		serve := func() error { return srv.Serve(s.ln) }
+		if s.cfg.HTTP.TLSCert != "" {
+			serve = func() error { return srv.ServeTLS(s.ln, s.cfg.HTTP.TLSCert, s.cfg.HTTP.TLSKey) }
+		}
+		if err := serve(); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("http: %w", err)
 		}
 		return nil
@@ -203,6 +229,9 @@ func redact(err error) string {
 }
 
 func (s *Service) setReady(ready bool) {
+	if !ready && s.ready.Load() {
+		s.reconnects.Inc()
+	}
 	s.ready.Store(ready)
 	if ready {
 		s.once.Do(func() { close(s.started) })
@@ -212,6 +241,7 @@ func (s *Service) setReady(ready bool) {
 func (s *Service) routes(wsHandler http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /ws", wsHandler)
+	mux.Handle("GET /metrics", s.metrics.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
@@ -285,6 +315,7 @@ func (s *Service) pipeline(ctx context.Context, in <-chan eventlog.Entry) error 
 func (s *Service) appendChange(ctx context.Context, changes []decode.Change, e eventlog.Entry) []decode.Change {
 	c, err := decode.Payload(e.Payload)
 	if err != nil {
+		s.skipped.Inc()
 		s.logger.WarnContext(ctx, "undecodable log entry skipped", "event_id", e.ID, "error", err)
 		return changes
 	}
@@ -303,6 +334,9 @@ func (s *Service) messages(ctx context.Context, changes []decode.Change, retry b
 		if err == nil {
 			msgs := make([]*hub.Message, len(events))
 			for i, ev := range events {
+				if ev.Partial {
+					s.partial.Inc()
+				}
 				msgs[i] = hub.NewMessage(ev)
 			}
 			return msgs, nil
@@ -310,6 +344,7 @@ func (s *Service) messages(ctx context.Context, changes []decode.Change, retry b
 		if !retry || ctx.Err() != nil {
 			return nil, err
 		}
+		s.enrichRetries.Inc()
 		s.logger.ErrorContext(ctx, "enrichment failed, retrying", "error", err, "first_event_id", changes[0].ID, "events", len(changes), "retry_in", delay)
 		t := time.NewTimer(delay)
 		select {

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pgnotifier/notifier/internal/metrics"
 	"github.com/pgnotifier/notifier/notifier/decode"
 )
 
@@ -19,6 +20,12 @@ var (
 	ErrSlowConsumer = errors.New("slow consumer")
 	ErrShutdown     = errors.New("server shutting down")
 	ErrClosed       = errors.New("subscription closed")
+)
+
+// Errors Subscribe refuses a subscription with when a limit is reached.
+var (
+	ErrConnectionLimit        = errors.New("too many connections")
+	ErrAccountConnectionLimit = errors.New("too many connections for this account")
 )
 
 // ReplayFunc returns, in id order, messages of account with after < id <= through,
@@ -37,10 +44,14 @@ type Config struct {
 	ReplayPage   int           // log entries per ReplayFunc call; default 500
 	BatchSize    int           // most messages one Poll returns; default 256
 	MaxLag       time.Duration // how long a message may wait for a subscriber; default 30s
-	ReplayFunc   ReplayFunc
-	BoundsFunc   BoundsFunc
-	Logger       *slog.Logger
-	NowFunc      func() time.Time // default time.Now
+	// MaxSubscribers and MaxSubscribersPerAccount cap live subscriptions; 0 is no cap.
+	MaxSubscribers           int
+	MaxSubscribersPerAccount int
+	Metrics                  *metrics.Registry
+	ReplayFunc               ReplayFunc
+	BoundsFunc               BoundsFunc
+	Logger                   *slog.Logger
+	NowFunc                  func() time.Time // default time.Now
 }
 
 // Hub holds one room per account with subscribers.
@@ -54,6 +65,8 @@ type Hub struct {
 	head   atomic.Int64 // id of the last message published (or the start position)
 
 	subs atomic.Int64
+
+	published, slowKicks, logReads *metrics.Counter
 }
 
 // New returns a Hub whose first published message follows start.
@@ -82,6 +95,12 @@ func New(cfg Config, start int64) *Hub {
 	}
 	h := &Hub{cfg: cfg, logger: logger.With("component", "hub"), rooms: make(map[int64]*room)}
 	h.head.Store(start)
+	m := cfg.Metrics
+	h.published = m.Counter("notifier_hub_published_total", "Events published to rooms.")
+	h.slowKicks = m.Counter("notifier_hub_slow_consumers_total", "Subscriptions ended because their oldest due event waited longer than hub.max_lag.")
+	h.logReads = m.Counter("notifier_hub_log_replays_total", "Event log reads for subscribers behind their room's buffer (resumes, bursts).")
+	m.GaugeFunc("notifier_hub_subscribers", "Live subscriptions, all transports.", func() float64 { return float64(h.subs.Load()) })
+	m.GaugeFunc("notifier_hub_head", "Id of the last event published.", func() float64 { return float64(h.head.Load()) })
 	return h
 }
 
@@ -117,6 +136,7 @@ func (h *Hub) Publish(msgs []*Message) {
 		}
 		h.head.Store(m.ID)
 	}
+	h.published.Add(int64(len(msgs)))
 	if last != nil {
 		last.wakeAll()
 	}
@@ -147,7 +167,13 @@ func (h *Hub) Subscribe(ctx context.Context, account int64, kinds decode.Set, si
 	if h.closed {
 		return nil, false, ErrShutdown
 	}
+	if max := h.cfg.MaxSubscribers; max > 0 && h.subs.Load() >= int64(max) {
+		return nil, false, ErrConnectionLimit
+	}
 	r := h.rooms[account]
+	if max := h.cfg.MaxSubscribersPerAccount; max > 0 && r != nil && len(r.subs) >= max {
+		return nil, false, ErrAccountConnectionLimit
+	}
 	if r == nil {
 		// Publish cannot run while h.mu is held exclusively, so the head is exact: the
 		// room will hold every message of the account after it.
@@ -328,6 +354,7 @@ func (s *Subscription) Poll(ctx context.Context, dst []*Message) ([]*Message, er
 		if !floorTime.IsZero() && h.cfg.NowFunc().Sub(floorTime) > h.cfg.MaxLag {
 			return dst[:0], s.slow(floorTime)
 		}
+		h.logReads.Inc()
 		msgs, next, err := h.cfg.ReplayFunc(ctx, s.account, s.cursor, floor, h.cfg.ReplayPage)
 		if err != nil {
 			return dst, fmt.Errorf("replay account %d after %d: %w", s.account, s.cursor, err)
@@ -350,6 +377,7 @@ func (s *Subscription) Poll(ctx context.Context, dst []*Message) ([]*Message, er
 // slow ends the subscription as too slow.
 func (s *Subscription) slow(since time.Time) error {
 	s.hub.logger.Warn("slow consumer disconnected", "account_id", s.account, "cursor", s.cursor, "lag", s.hub.cfg.NowFunc().Sub(since).Round(time.Millisecond))
+	s.hub.slowKicks.Inc()
 	s.end(ErrSlowConsumer)
 	return ErrSlowConsumer
 }

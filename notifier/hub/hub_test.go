@@ -416,3 +416,27 @@ func TestNewMessageFrame(t *testing.T) {
 		t.Fatalf("partial frame = %s", got)
 	}
 }
+
+func TestSubscriberLimits(t *testing.T) {
+	t.Parallel()
+	l := &testLog{}
+	h := newTestHub(t, l, 4, func(c *Config) { c.MaxSubscribers = 3; c.MaxSubscribersPerAccount = 2 })
+	a1, _, err1 := h.Subscribe(t.Context(), 1, decode.AllKinds, -1)
+	_, _, err2 := h.Subscribe(t.Context(), 1, decode.AllKinds, -1)
+	if err1 != nil || err2 != nil {
+		t.Fatal(err1, err2)
+	}
+	if _, _, err := h.Subscribe(t.Context(), 1, decode.AllKinds, -1); !errors.Is(err, ErrAccountConnectionLimit) {
+		t.Fatalf("third of account 1: %v", err)
+	}
+	if _, _, err := h.Subscribe(t.Context(), 2, decode.AllKinds, -1); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := h.Subscribe(t.Context(), 3, decode.AllKinds, -1); !errors.Is(err, ErrConnectionLimit) {
+		t.Fatalf("fourth overall: %v", err)
+	}
+	a1.Close()
+	if _, _, err := h.Subscribe(t.Context(), 3, decode.AllKinds, -1); err != nil {
+		t.Fatalf("after a close: %v", err)
+	}
+}

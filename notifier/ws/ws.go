@@ -15,6 +15,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/pgnotifier/notifier/internal/auth"
+	"github.com/pgnotifier/notifier/internal/metrics"
 	"github.com/pgnotifier/notifier/notifier/decode"
 	"github.com/pgnotifier/notifier/notifier/hub"
 )
@@ -29,6 +30,7 @@ const (
 	ReasonSlowConsumer = "slow consumer"
 	ReasonShutdown     = "server shutting down"
 	ReasonServerError  = "server error"
+	ReasonClientFlood  = "too many client messages"
 )
 
 // ResyncFrame tells a client that resumed from a position the log no longer holds to
@@ -43,8 +45,13 @@ type Config struct {
 	WriteWait      time.Duration // deadline for each write; default 10s
 	ReadLimit      int64         // largest client message; default 4096
 	AllowedOrigins []string      // browser origins allowed; empty allows any
-	Logger         *slog.Logger
-	NowFunc        func() time.Time // default time.Now
+	// MaxClientMessages is how many messages per second (and in a burst) a client
+	// may send before it is closed with 1008; default 10.
+	MaxClientMessages int
+	HandshakeTimeout  time.Duration // default 10s
+	Logger            *slog.Logger
+	Metrics           *metrics.Registry
+	NowFunc           func() time.Time // default time.Now
 }
 
 // Handler serves /ws.
@@ -57,6 +64,35 @@ type Handler struct {
 	origins  map[string]bool
 
 	conns sync.WaitGroup
+	m     handlerMetrics
+}
+
+type handlerMetrics struct {
+	open    *metrics.Gauge
+	refused map[string]*metrics.Counter
+	closed  map[int]*metrics.Counter
+}
+
+func newHandlerMetrics(r *metrics.Registry) handlerMetrics {
+	m := handlerMetrics{
+		open:    r.Gauge("notifier_ws_connections", "Open /ws connections."),
+		refused: map[string]*metrics.Counter{},
+		closed:  map[int]*metrics.Counter{},
+	}
+	for _, reason := range []string{"auth", "bad_request", "origin", "limit", "account_limit", "shutdown", "unavailable", "upgrade"} {
+		m.refused[reason] = r.Counter("notifier_ws_refused_total", "Refused /ws handshakes by reason.", "reason", reason)
+	}
+	for code, reason := range map[int]string{
+		CloseTokenExpired:              "token_expired",
+		CloseSlowConsumer:              "slow_consumer",
+		CloseServerError:               "server_error",
+		websocket.CloseGoingAway:       "shutdown",
+		websocket.ClosePolicyViolation: "client_flood",
+		websocket.CloseMessageTooBig:   "message_too_big",
+	} {
+		m.closed[code] = r.Counter("notifier_ws_closed_total", "/ws connections closed by the server, by reason.", "reason", reason)
+	}
+	return m
 }
 
 // New returns the /ws handler.
@@ -76,11 +112,17 @@ func New(cfg Config, h *hub.Hub, v *auth.Verifier) *Handler {
 	if cfg.NowFunc == nil {
 		cfg.NowFunc = time.Now
 	}
+	if cfg.MaxClientMessages <= 0 {
+		cfg.MaxClientMessages = 10
+	}
+	if cfg.HandshakeTimeout <= 0 {
+		cfg.HandshakeTimeout = 10 * time.Second
+	}
 	logger := cfg.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	hd := &Handler{cfg: cfg, hub: h, verifier: v, logger: logger.With("component", "ws")}
+	hd := &Handler{cfg: cfg, hub: h, verifier: v, logger: logger.With("component", "ws"), m: newHandlerMetrics(cfg.Metrics)}
 	if len(cfg.AllowedOrigins) > 0 {
 		hd.origins = make(map[string]bool, len(cfg.AllowedOrigins))
 		for _, o := range cfg.AllowedOrigins {
@@ -88,7 +130,7 @@ func New(cfg Config, h *hub.Hub, v *auth.Verifier) *Handler {
 		}
 	}
 	hd.upgrader = websocket.Upgrader{
-		HandshakeTimeout: 10 * time.Second,
+		HandshakeTimeout: cfg.HandshakeTimeout,
 		ReadBufferSize:   512,
 		WriteBufferSize:  4096,
 		// Buffers are lent only while writing: an idle connection holds none.
@@ -110,13 +152,6 @@ func (hd *Handler) checkOrigin(r *http.Request) bool {
 		return true
 	}
 	return hd.origins[strings.ToLower(origin)] || hd.origins["*"]
-}
-
-// Request is what a valid handshake asks for.
-type Request struct {
-	Claims auth.Claims
-	Since  int64      // -1 when absent
-	Events decode.Set // the events the connection receives
 }
 
 // ParseQuery reads ?since and ?events; allowed is the configured allowlist.
@@ -154,32 +189,69 @@ func truncate(s string) string {
 	return s
 }
 
-// ServeHTTP authenticates, upgrades and serves one connection.
+// ServeHTTP authenticates, subscribes, upgrades and serves one connection. Every
+// refusal happens before the upgrade, as an HTTP error with a JSON reason.
 func (hd *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	token, err := auth.TokenFromRequest(r)
 	if err != nil {
-		writeError(w, http.StatusUnauthorized, err.Error())
+		hd.refuse(w, http.StatusUnauthorized, "auth", err)
 		return
 	}
 	claims, err := hd.verifier.Verify(token, hd.cfg.NowFunc())
 	if err != nil {
-		writeError(w, http.StatusUnauthorized, err.Error())
+		hd.refuse(w, http.StatusUnauthorized, "auth", err)
 		return
 	}
 	q := r.URL.Query()
 	since, events, err := ParseQuery(q.Get("since"), q.Get("events"), hd.cfg.Events)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		hd.refuse(w, http.StatusBadRequest, "bad_request", err)
 		return
 	}
+	if !hd.checkOrigin(r) {
+		hd.refuse(w, http.StatusForbidden, "origin", errOrigin)
+		return
+	}
+	// Subscribing first lets a limit or a database error be an HTTP answer; messages
+	// published meanwhile wait in the room for this cursor.
+	sub, resync, err := hd.hub.Subscribe(r.Context(), claims.AccountID, events, since)
+	if err != nil {
+		switch {
+		case errors.Is(err, hub.ErrConnectionLimit):
+			hd.refuse(w, http.StatusServiceUnavailable, "limit", err)
+		case errors.Is(err, hub.ErrAccountConnectionLimit):
+			hd.refuse(w, http.StatusTooManyRequests, "account_limit", err)
+		case errors.Is(err, hub.ErrShutdown):
+			hd.refuse(w, http.StatusServiceUnavailable, "shutdown", err)
+		default:
+			hd.logger.ErrorContext(r.Context(), "subscribe", "account_id", claims.AccountID, "since", since, "error", err)
+			hd.refuse(w, http.StatusServiceUnavailable, "unavailable", errUnavailable)
+		}
+		return
+	}
+	defer sub.Close()
 	conn, err := hd.upgrader.Upgrade(w, r, nil)
 	if err != nil {
+		hd.m.refused["upgrade"].Inc()
 		return // the upgrader answered the client already
 	}
 	hd.conns.Add(1)
 	defer hd.conns.Done()
+	hd.m.open.Add(1)
+	defer hd.m.open.Add(-1)
 	c := &connection{hd: hd, ws: conn, claims: claims, logger: hd.logger.With("account_id", claims.AccountID, "remote", r.RemoteAddr)}
-	c.serve(r.Context(), Request{Claims: claims, Since: since, Events: events})
+	c.serve(r.Context(), sub, resync)
+}
+
+var (
+	errOrigin      = errors.New("origin not allowed")
+	errUnavailable = errors.New("temporarily unavailable, retry")
+)
+
+// refuse answers a handshake with status and {"error":"<why>"} and counts it.
+func (hd *Handler) refuse(w http.ResponseWriter, status int, reason string, why error) {
+	hd.m.refused[reason].Inc()
+	writeError(w, status, why.Error())
 }
 
 // writeError answers a refused handshake with {"error":"<why>"}.
@@ -197,7 +269,7 @@ type connection struct {
 	logger *slog.Logger
 }
 
-func (c *connection) serve(ctx context.Context, req Request) {
+func (c *connection) serve(ctx context.Context, sub *hub.Subscription, resync bool) {
 	defer c.ws.Close()
 	cfg := c.hd.cfg
 
@@ -215,26 +287,14 @@ func (c *connection) serve(ctx context.Context, req Request) {
 		}
 	}()
 
-	sub, resync, err := c.hd.hub.Subscribe(ctx, req.Claims.AccountID, req.Events, req.Since)
-	if err != nil {
-		if errors.Is(err, hub.ErrShutdown) {
-			c.close(websocket.CloseGoingAway, ReasonShutdown)
-		} else {
-			c.logger.Error("subscribe", "error", err)
-			c.close(CloseServerError, ReasonServerError)
-		}
-		c.awaitClose(readDone)
-		return
-	}
-	defer sub.Close()
-	c.logger.Debug("connected", "room", c.hd.hub.Room(req.Claims.AccountID), "since", req.Since)
+	c.logger.Debug("connected", "room", c.hd.hub.Room(c.claims.AccountID), "cursor", sub.Cursor())
 	if resync {
 		if err := c.write(ResyncFrame); err != nil {
 			return
 		}
 	}
 
-	expiry := time.NewTimer(req.Claims.ExpiresAt.Sub(cfg.NowFunc()))
+	expiry := time.NewTimer(c.claims.ExpiresAt.Sub(cfg.NowFunc()))
 	defer expiry.Stop()
 	ping := time.NewTicker(cfg.PingInterval)
 	defer ping.Stop()
@@ -288,8 +348,9 @@ func (c *connection) write(frame []byte) error {
 	return c.ws.WriteMessage(websocket.TextMessage, frame)
 }
 
-// close sends a close frame; the peer's answer ends the read pump.
+// close sends a close frame and counts it; the peer's answer ends the read pump.
 func (c *connection) close(code int, reason string) {
+	c.hd.m.closed[code].Inc()
 	msg := websocket.FormatCloseMessage(code, reason)
 	_ = c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(c.hd.cfg.WriteWait))
 }
@@ -314,10 +375,25 @@ func (c *connection) readPump(done chan<- struct{}) {
 	c.ws.SetPongHandler(func(string) error {
 		return c.ws.SetReadDeadline(time.Now().Add(cfg.PongWait))
 	})
+	// Clients have nothing to say on /ws; a few messages are tolerated (some send
+	// keep-alives), a flood is closed with 1008.
+	budget, last := float64(cfg.MaxClientMessages), time.Now()
 	for {
 		if _, _, err := c.ws.NextReader(); err != nil {
+			var ce *websocket.CloseError
+			if errors.As(err, &ce) && ce.Code == websocket.CloseMessageTooBig {
+				c.hd.m.closed[websocket.CloseMessageTooBig].Inc()
+			}
 			return
 		}
-		_ = c.ws.SetReadDeadline(time.Now().Add(cfg.PongWait))
+		now := time.Now()
+		budget = min(float64(cfg.MaxClientMessages), budget+now.Sub(last).Seconds()*float64(cfg.MaxClientMessages))
+		last = now
+		if budget < 1 {
+			c.close(websocket.ClosePolicyViolation, ReasonClientFlood)
+			return
+		}
+		budget--
+		_ = c.ws.SetReadDeadline(now.Add(cfg.PongWait))
 	}
 }
