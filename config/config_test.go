@@ -79,12 +79,15 @@ var allEvents = []string{"appointments.created", "appointments.checkin", "doctor
 
 func defaults() config.Config {
 	return config.Config{
-		Database: config.Database{MaxConns: 8},
-		HTTP:     config.HTTP{Addr: ":8080", ShutdownTimeout: 10 * time.Second},
+		Database: config.Database{MaxConns: 8, StatementTimeout: 10 * time.Second},
+		HTTP: config.HTTP{
+			Addr: ":8080", ShutdownTimeout: 10 * time.Second, HandshakeTimeout: 10 * time.Second,
+			MaxConnections: 10000, MaxConnectionsPerAccount: 1000,
+		},
 		Auth:     config.Auth{AccountClaim: "accountId"},
 		Events:   allEvents,
 		Hub:      config.Hub{RoomPrefix: "orders.account.", ReplayBuffer: 1024, MaxLag: 30 * time.Second},
-		WS:       config.WS{PingInterval: 25 * time.Second, PongWait: time.Minute, WriteWait: 10 * time.Second, ReadLimit: 4096},
+		WS:       config.WS{PingInterval: 25 * time.Second, PongWait: time.Minute, WriteWait: 10 * time.Second, ReadLimit: 4096, MaxClientMessages: 10},
 		Log:      config.Log{Retention: 24 * time.Hour, PruneInterval: time.Minute},
 		Logging:  config.Logging{Level: "info", Format: "json"},
 		EventSet: decode.AllKinds,
@@ -121,9 +124,15 @@ var everyKey = []struct {
 }{
 	{"database.url", "postgres://app@db.example:5432/clinic", "postgres://app@db.example:5432/clinic"},
 	{"database.max_conns", "3", "3"},
+	{"database.statement_timeout", "0", "0s"}, // 0 disables it
 	{"http.addr", "127.0.0.1:9000", "127.0.0.1:9000"},
 	{"http.allowed_origins", "https://a.example, https://b.example", "[https://a.example, https://b.example]"},
 	{"http.shutdown_timeout", "3s", "3s"},
+	{"http.handshake_timeout", "4s", "4s"},
+	{"http.max_connections", "0", "0"}, // 0 is unlimited
+	{"http.max_connections_per_account", "5", "5"},
+	{"http.tls_cert", "/etc/notifier/cert.pem", "/etc/notifier/cert.pem"},
+	{"http.tls_key", "/etc/notifier/key.pem", "/etc/notifier/key.pem"},
 	{"auth.jwt_secret", secret, secret},
 	{"auth.account_claim", "tenant", "tenant"},
 	{"events", "doctors.created", "[doctors.created]"},
@@ -134,6 +143,7 @@ var everyKey = []struct {
 	{"ws.pong_wait", "2s", "2s"},
 	{"ws.write_wait", "3s", "3s"},
 	{"ws.read_limit", "512", "512"},
+	{"ws.max_client_messages", "3", "3"},
 	{"log.retention", "2h", "2h"},
 	{"log.prune_interval", "30s", "30s"},
 	{"logging.level", "debug", "debug"},
@@ -141,12 +151,17 @@ var everyKey = []struct {
 }
 
 var everyKeyConfig = config.Config{
-	Database: config.Database{URL: "postgres://app@db.example:5432/clinic", MaxConns: 3},
-	HTTP:     config.HTTP{Addr: "127.0.0.1:9000", AllowedOrigins: []string{"https://a.example", "https://b.example"}, ShutdownTimeout: 3 * time.Second},
+	Database: config.Database{URL: "postgres://app@db.example:5432/clinic", MaxConns: 3, StatementTimeout: 0},
+	HTTP: config.HTTP{
+		Addr: "127.0.0.1:9000", AllowedOrigins: []string{"https://a.example", "https://b.example"},
+		ShutdownTimeout: 3 * time.Second, HandshakeTimeout: 4 * time.Second,
+		MaxConnections: 0, MaxConnectionsPerAccount: 5,
+		TLSCert: "/etc/notifier/cert.pem", TLSKey: "/etc/notifier/key.pem",
+	},
 	Auth:     config.Auth{JWTSecret: secret, AccountClaim: "tenant"},
 	Events:   []string{"doctors.created"},
 	Hub:      config.Hub{RoomPrefix: "room.", ReplayBuffer: 16, MaxLag: 5 * time.Second},
-	WS:       config.WS{PingInterval: time.Second, PongWait: 2 * time.Second, WriteWait: 3 * time.Second, ReadLimit: 512},
+	WS:       config.WS{PingInterval: time.Second, PongWait: 2 * time.Second, WriteWait: 3 * time.Second, ReadLimit: 512, MaxClientMessages: 3},
 	Log:      config.Log{Retention: 2 * time.Hour, PruneInterval: 30 * time.Second},
 	Logging:  config.Logging{Level: "debug", Format: "text"},
 	EventSet: decode.Set(0).With(decode.DoctorCreated),
@@ -297,8 +312,15 @@ func TestValidationFromEnv(t *testing.T) {
 		{"database.max_conns", "1"},
 		{"database.max_conns", "abc"},
 		{"database.url", "postgres://app:se%zzret@db/clinic"},
+		{"database.statement_timeout", "-1s"},
+		{"database.statement_timeout", "ten"},
 		{"http.shutdown_timeout", "0"},
 		{"http.shutdown_timeout", "-1s"},
+		{"http.handshake_timeout", "0s"},
+		{"http.max_connections", "-1"},
+		{"http.max_connections_per_account", "-1"},
+		{"http.tls_cert", "/etc/notifier/cert.pem"}, // without http.tls_key
+		{"ws.max_client_messages", "0"},
 		{"events", " , "},
 		{"events", "orders.created"},
 		{"hub.max_lag", "0"},
@@ -337,6 +359,7 @@ func TestValidationFromFile(t *testing.T) {
 		{"events", "events: [appointments.created, doctors.deleted]\n"},
 		{"database.max_conns", "database:\n  max_conns: many\n"},
 		{"logging.level", "logging:\n  level: \"\"\n"},
+		{"http.tls_key", "http:\n  tls_key: /etc/notifier/key.pem\n"}, // without http.tls_cert
 	} {
 		t.Run(tc.key, func(t *testing.T) {
 			t.Parallel()

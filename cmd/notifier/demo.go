@@ -28,7 +28,7 @@ func newDemo() *cobra.Command {
 			"names one), creates the reference clinic schema and seed data where missing, installs\n" +
 			"the triggers, serves on :8080 and prints a token for account 1. Ctrl-C stops it and\n" +
 			"removes the throwaway database.",
-		Args: cobra.NoArgs,
+		Args: usageArgs(cobra.NoArgs),
 		RunE: runDemo,
 	}
 	cmd.Flags().String("http-addr", "", "listen address (default :8080)")

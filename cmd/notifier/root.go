@@ -28,6 +28,10 @@ func newRoot() *cobra.Command {
 		Short:         "Turn database changes into live events on dashboards",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// Runnable, so that an unknown command reaches Args (a usage error) instead
+		// of cobra's own "unknown command" error (exit status 1).
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return fmt.Errorf("%w: %v", errUsage, err) })
 	pf := root.PersistentFlags()
@@ -38,6 +42,17 @@ func newRoot() *cobra.Command {
 	pf.String("log-format", "", "json or text (NOTIFIER_LOGGING_FORMAT)")
 	root.AddCommand(newServe(), newMigrate(), newToken(), newDemo())
 	return root
+}
+
+// usageArgs marks what check rejects (an unknown command, extra arguments) as a
+// usage error.
+func usageArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := check(cmd, args); err != nil {
+			return fmt.Errorf("%w: %v", errUsage, err)
+		}
+		return nil
+	}
 }
 
 // load reads the configuration for cmd.
@@ -61,7 +76,7 @@ func newServe() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Listen for changes and serve /ws to dashboards",
-		Args:  cobra.NoArgs,
+		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := load(cmd)
 			if err != nil {
@@ -171,7 +186,7 @@ func newToken() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "token --account N [--ttl 1h]",
 		Short: "Print an HS256 dashboard token signed with auth.jwt_secret (for testing)",
-		Args:  cobra.NoArgs,
+		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := load(cmd)
 			if err != nil {

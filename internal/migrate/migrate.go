@@ -57,12 +57,19 @@ func Load(fsys fs.FS) ([]Migration, error) {
 		return nil, fmt.Errorf("read migrations: %w", err)
 	}
 	byVersion := map[int]*Migration{}
+	seen := map[string]string{} // "1.up" -> the file that gave it
 	for _, f := range files {
 		m := fileRE.FindStringSubmatch(f.Name())
 		if m == nil {
 			continue
 		}
 		v, _ := strconv.Atoi(m[1])
+		// 0001_a.up.sql and 1_a.up.sql are one version: keeping either would hide the other.
+		key := fmt.Sprintf("%d.%s", v, m[3])
+		if prev, dup := seen[key]; dup {
+			return nil, fmt.Errorf("migration %d has two %s files: %s and %s", v, m[3], prev, f.Name())
+		}
+		seen[key] = f.Name()
 		body, err := fs.ReadFile(fsys, f.Name())
 		if err != nil {
 			return nil, fmt.Errorf("read migration %s: %w", f.Name(), err)

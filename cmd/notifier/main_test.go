@@ -1,0 +1,543 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgnotifier/notifier/config"
+	"github.com/pgnotifier/notifier/internal/auth"
+	"github.com/pgnotifier/notifier/internal/migrate"
+	"github.com/pgnotifier/notifier/internal/pgtest"
+	"github.com/pgnotifier/notifier/sql"
+	"github.com/pgnotifier/notifier/triggers"
+)
+
+func TestMain(m *testing.M) {
+	// The tests set the configuration they mean; a NOTIFIER_* variable from the
+	// caller's shell would leak into every command (pgtest's own variable stays).
+	for _, name := range notifierEnv(os.Environ()) {
+		os.Unsetenv(name)
+	}
+	pgtest.Main(m, prepare)
+}
+
+// notifierEnv names the NOTIFIER_* configuration variables in env.
+func notifierEnv(env []string) []string {
+	var out []string
+	for _, kv := range env {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, "NOTIFIER_") && name != pgtest.EnvDatabaseURL {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// prepare creates the clinic schema, without the notifier's triggers: installing
+// them is the CLI's job here.
+func prepare(ctx context.Context, connString string) error {
+	conn, err := pgx.Connect(ctx, connString)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, sql.Schema)
+	return err
+}
+
+const (
+	secret      = "cli-test-secret-0123456789abcdef" // 32 bytes
+	otherSecret = "another-secret-0123456789abcdef!" // 32 bytes
+	waitTimeout = time.Minute                        // bounds a build or a child process
+)
+
+// cli runs the notifier command in-process.
+func cli(t *testing.T, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	root := newRoot()
+	var out, errOut bytes.Buffer
+	root.SetArgs(args)
+	root.SetOut(&out)
+	root.SetErr(&errOut)
+	err = root.ExecuteContext(t.Context())
+	t.Logf("notifier %s: err=%v\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), err, out.String(), errOut.String())
+	return out.String(), errOut.String(), err
+}
+
+// mustCLI runs the command and fails the test on an error.
+func mustCLI(t *testing.T, args ...string) string {
+	t.Helper()
+	out, _, err := cli(t, args...)
+	if err != nil {
+		t.Fatalf("notifier %s: %v", strings.Join(args, " "), err)
+	}
+	return out
+}
+
+// exitStatus is the status main gives err.
+func exitStatus(err error) int {
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, config.ErrInvalid), errors.Is(err, errUsage):
+		return 2
+	}
+	return 1
+}
+
+// verify checks that token is valid now for account under secret and claim.
+func verify(t *testing.T, token, key, claim string) auth.Claims {
+	t.Helper()
+	v, err := auth.NewVerifier(auth.Config{Secret: []byte(key), AccountClaim: claim})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := v.Verify(strings.TrimSpace(token), time.Now())
+	if err != nil {
+		t.Fatalf("verify token %q: %v", token, err)
+	}
+	return c
+}
+
+// unreachableURL names a port nothing listens on.
+func unreachableURL(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return "postgres://postgres@" + addr + "/clinic?sslmode=disable&connect_timeout=5"
+}
+
+func writeConfig(t *testing.T, body string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "notifier.yaml")
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestToken(t *testing.T) {
+	t.Parallel()
+	before := time.Now()
+	out := mustCLI(t, "token", "--account", "42", "--ttl", "2m", "--jwt-secret", secret)
+	if strings.Count(out, "\n") != 1 || !strings.HasSuffix(out, "\n") {
+		t.Errorf("output %q: want the token on one line", out)
+	}
+	c := verify(t, out, secret, auth.DefaultAccountClaim)
+	if c.AccountID != 42 {
+		t.Errorf("account = %d, want 42", c.AccountID)
+	}
+	// exp has whole seconds.
+	if lo, hi := before.Add(2*time.Minute-time.Second), time.Now().Add(2*time.Minute); c.ExpiresAt.Before(lo) || c.ExpiresAt.After(hi) {
+		t.Errorf("expires at %v, want between %v and %v", c.ExpiresAt, lo, hi)
+	}
+
+	before = time.Now()
+	c = verify(t, mustCLI(t, "token", "--account", "1", "--jwt-secret", secret), secret, auth.DefaultAccountClaim)
+	if lo, hi := before.Add(time.Hour-time.Second), time.Now().Add(time.Hour); c.AccountID != 1 || c.ExpiresAt.Before(lo) || c.ExpiresAt.After(hi) {
+		t.Errorf("default ttl: claims %+v, want account 1 expiring in 1h", c)
+	}
+}
+
+func TestTokenConfigFile(t *testing.T) {
+	t.Parallel()
+	file := writeConfig(t, fmt.Sprintf("auth:\n  jwt_secret: %s\n  account_claim: tenant\n", secret))
+	out := mustCLI(t, "--config", file, "token", "--account", "7")
+	if c := verify(t, out, secret, "tenant"); c.AccountID != 7 {
+		t.Errorf("account = %d, want 7", c.AccountID)
+	}
+	// A flag beats the file.
+	out = mustCLI(t, "token", "--config", file, "--account", "7", "--jwt-secret", otherSecret)
+	verify(t, out, otherSecret, "tenant")
+}
+
+func TestUsageErrors(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		args []string
+		want error
+		says string
+	}{
+		{[]string{"bogus"}, errUsage, "bogus"},
+		{[]string{"--bogus"}, errUsage, "--bogus"},
+		{[]string{"token", "--jwt-secret", secret}, errUsage, "--account"},
+		{[]string{"token", "--jwt-secret", secret, "--account", "0"}, errUsage, "--account"},
+		{[]string{"token", "--jwt-secret", secret, "--account", "-3"}, errUsage, "--account"},
+		{[]string{"token", "--jwt-secret", secret, "--account", "x"}, errUsage, "--account"},
+		{[]string{"token", "--jwt-secret", secret, "--account", "1", "--ttl", "500ms"}, errUsage, "--ttl"},
+		{[]string{"token", "--jwt-secret", secret, "--account", "1", "--ttl", "0"}, errUsage, "--ttl"},
+		{[]string{"token", "--jwt-secret", secret, "--account", "1", "extra"}, errUsage, "extra"},
+		{[]string{"token", "--account", "1"}, config.ErrInvalid, "auth.jwt_secret"},
+		{[]string{"token", "--account", "1", "--jwt-secret", "too-short"}, config.ErrInvalid, "auth.jwt_secret"},
+		{[]string{"token", "--account", "1", "--jwt-secret", secret, "--log-level", "loud"}, config.ErrInvalid, "logging.level"},
+		{[]string{"token", "--account", "1", "--jwt-secret", secret, "--config", "/nonexistent/notifier.yaml"}, config.ErrInvalid, "/nonexistent/notifier.yaml"},
+		{[]string{"migrate"}, errUsage, "up, down, status"},
+		{[]string{"migrate", "sideways"}, errUsage, `"sideways"`},
+		{[]string{"migrate", "up", "down"}, errUsage, "one of"},
+		{[]string{"migrate", "status"}, config.ErrInvalid, "database.url"},
+		{[]string{"migrate", "up", "--database-url", "postgres://u:p%zz@h/db"}, config.ErrInvalid, "database.url"},
+		{[]string{"serve", "extra"}, errUsage, "extra"},
+		{[]string{"serve", "--jwt-secret", secret}, config.ErrInvalid, "database.url"},
+		{[]string{"serve", "--database-url", "postgres://h/db"}, config.ErrInvalid, "auth.jwt_secret"},
+		{[]string{"demo", "extra"}, errUsage, "extra"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			t.Parallel()
+			out, _, err := cli(t, tc.args...)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("error %v, want %v (exit status %d, want %d)", err, tc.want, exitStatus(err), exitStatus(tc.want))
+			}
+			if !strings.Contains(err.Error(), tc.says) {
+				t.Errorf("error %q does not mention %s", err, tc.says)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error %q is not one line", err)
+			}
+			if out != "" {
+				t.Errorf("stdout %q, want nothing", out)
+			}
+		})
+	}
+}
+
+func TestHelp(t *testing.T) {
+	t.Parallel()
+	out := mustCLI(t)
+	for _, cmd := range []string{"serve", "migrate", "token", "demo"} {
+		if !strings.Contains(out, cmd) {
+			t.Errorf("help does not list %s", cmd)
+		}
+	}
+}
+
+func TestMigrateSQL(t *testing.T) {
+	t.Parallel()
+	ms, err := migrate.Load(triggers.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want strings.Builder
+	for _, m := range ms {
+		fmt.Fprintf(&want, "-- %04d_%s.up.sql\n%s\n", m.Version, m.Name, m.Up)
+	}
+	// No database needed: a DBA prints the SQL to apply it with their own tool.
+	if out := mustCLI(t, "migrate", "sql"); out != want.String() {
+		t.Errorf("migrate sql printed:\n%s\nwant:\n%s", out, want.String())
+	}
+}
+
+// checkStatus checks `migrate status` against want: "pending" or "applied".
+func checkStatus(t *testing.T, want string, args ...string) {
+	t.Helper()
+	out := mustCLI(t, append([]string{"migrate", "status"}, args...)...)
+	name, state, ok := strings.Cut(strings.TrimSuffix(out, "\n"), "\t")
+	if !ok || name != "0001_event_log" || strings.Contains(state, "\n") {
+		t.Fatalf("status %q: want one line 0001_event_log\\t<state>", out)
+	}
+	if want == "pending" {
+		if state != "pending" {
+			t.Errorf("state %q, want pending", state)
+		}
+		return
+	}
+	at, ok := strings.CutPrefix(state, "applied ")
+	if !ok {
+		t.Fatalf("state %q, want applied <time>", state)
+	}
+	ts, err := time.Parse(time.RFC3339, at)
+	if err != nil {
+		t.Fatalf("applied time %q: %v", at, err)
+	}
+	if d := time.Since(ts); d < -time.Minute || d > time.Minute {
+		t.Errorf("applied at %v, want about now", ts)
+	}
+}
+
+func countTriggers(t *testing.T, url string) int {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.WithoutCancel(t.Context()))
+	var n int
+	if err := conn.QueryRow(t.Context(), "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'notifier%'").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestMigrateLifecycle(t *testing.T) {
+	t.Parallel()
+	db := []string{"--database-url", pgtest.Database(t)}
+	migrateCmd := func(action string) string { return mustCLI(t, append([]string{"migrate", action}, db...)...) }
+
+	checkStatus(t, "pending", db...)
+	if out := migrateCmd("up"); out != "applied 0001_event_log\n" {
+		t.Errorf("migrate up printed %q", out)
+	}
+	checkStatus(t, "applied", db...)
+	if n := countTriggers(t, db[1]); n != 3 {
+		t.Errorf("%d notifier triggers after migrate up, want 3", n)
+	}
+	if out := migrateCmd("up"); out != "up to date\n" {
+		t.Errorf("second migrate up printed %q", out)
+	}
+	if out := migrateCmd("down"); out != "reverted 0001_event_log\n" {
+		t.Errorf("migrate down printed %q", out)
+	}
+	if n := countTriggers(t, db[1]); n != 0 {
+		t.Errorf("%d notifier triggers after migrate down, want 0", n)
+	}
+	if out := migrateCmd("down"); out != "nothing to revert\n" {
+		t.Errorf("second migrate down printed %q", out)
+	}
+	checkStatus(t, "pending", db...)
+}
+
+// emptyDatabase is a database without the clinic tables.
+func emptyDatabase(t *testing.T) string {
+	t.Helper()
+	url := pgtest.Database(t)
+	conn, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.WithoutCancel(t.Context()))
+	if _, err := conn.Exec(t.Context(), "DROP SCHEMA public CASCADE; CREATE SCHEMA public"); err != nil {
+		t.Fatal(err)
+	}
+	return url
+}
+
+func TestMigrateRuntimeErrors(t *testing.T) {
+	t.Parallel()
+	t.Run("no clinic schema", func(t *testing.T) {
+		t.Parallel()
+		url := emptyDatabase(t)
+		_, _, err := cli(t, "migrate", "up", "--database-url", url)
+		if !errors.Is(err, migrate.ErrSchemaIncomplete) || exitStatus(err) != 1 {
+			t.Fatalf("error %v (exit status %d), want ErrSchemaIncomplete, status 1", err, exitStatus(err))
+		}
+		if !strings.Contains(err.Error(), "table appointments") {
+			t.Errorf("error %q does not name the missing tables", err)
+		}
+		checkStatus(t, "pending", "--database-url", url)
+	})
+	t.Run("unreachable database", func(t *testing.T) {
+		t.Parallel()
+		for _, action := range []string{"up", "down", "status"} {
+			_, _, err := cli(t, "migrate", action, "--database-url", unreachableURL(t))
+			if err == nil || exitStatus(err) != 1 {
+				t.Errorf("migrate %s: error %v (exit status %d), want a runtime failure, status 1", action, err, exitStatus(err))
+			}
+		}
+	})
+}
+
+// The tests below set environment variables, so they cannot run in parallel.
+
+func TestConfigFromEnv(t *testing.T) {
+	url := pgtest.Database(t)
+	t.Setenv("NOTIFIER_DATABASE_URL", url)
+	t.Setenv("NOTIFIER_AUTH_JWT_SECRET", secret)
+	checkStatus(t, "pending")
+	if out := mustCLI(t, "migrate", "up"); out != "applied 0001_event_log\n" {
+		t.Errorf("migrate up printed %q", out)
+	}
+	verify(t, mustCLI(t, "token", "--account", "3"), secret, auth.DefaultAccountClaim)
+
+	t.Setenv("NOTIFIER_AUTH_ACCOUNT_CLAIM", "tenant")
+	verify(t, mustCLI(t, "token", "--account", "3"), secret, "tenant")
+}
+
+func TestFlagsWinOverEnv(t *testing.T) {
+	url := pgtest.Database(t)
+	t.Setenv("NOTIFIER_DATABASE_URL", unreachableURL(t))
+	t.Setenv("NOTIFIER_AUTH_JWT_SECRET", otherSecret)
+	checkStatus(t, "pending", "--database-url", url)
+	verify(t, mustCLI(t, "token", "--account", "3", "--jwt-secret", secret), secret, auth.DefaultAccountClaim)
+
+	t.Setenv("NOTIFIER_LOGGING_LEVEL", "loud")
+	if _, _, err := cli(t, "token", "--account", "3"); !errors.Is(err, config.ErrInvalid) {
+		t.Errorf("bad NOTIFIER_LOGGING_LEVEL: error %v, want ErrInvalid", err)
+	}
+	verify(t, mustCLI(t, "token", "--account", "3", "--log-level", "debug"), otherSecret, auth.DefaultAccountClaim)
+}
+
+func TestEnvWinsOverFile(t *testing.T) {
+	url := pgtest.Database(t)
+	file := writeConfig(t, fmt.Sprintf("database:\n  url: %s\nauth:\n  jwt_secret: %s\n", unreachableURL(t), otherSecret))
+	t.Setenv("NOTIFIER_DATABASE_URL", url)
+	checkStatus(t, "pending", "--config", file)
+	verify(t, mustCLI(t, "--config", file, "token", "--account", "3"), otherSecret, auth.DefaultAccountClaim)
+	t.Setenv("NOTIFIER_AUTH_JWT_SECRET", secret)
+	verify(t, mustCLI(t, "--config", file, "token", "--account", "3"), secret, auth.DefaultAccountClaim)
+}
+
+func TestBadConfigFromEnv(t *testing.T) {
+	t.Setenv("NOTIFIER_HUB_MAX_LAG", "0")
+	for _, args := range [][]string{
+		{"token", "--account", "1", "--jwt-secret", secret},
+		{"migrate", "status", "--database-url", unreachableURL(t)},
+		{"serve", "--database-url", unreachableURL(t), "--jwt-secret", secret},
+	} {
+		_, _, err := cli(t, args...)
+		if !errors.Is(err, config.ErrInvalid) || !strings.Contains(err.Error(), "hub.max_lag") {
+			t.Errorf("notifier %s with NOTIFIER_HUB_MAX_LAG=0: %v, want an invalid configuration naming hub.max_lag", strings.Join(args, " "), err)
+		}
+	}
+}
+
+// TestBinary builds the real binary and checks its exit statuses and that it runs
+// from any working directory.
+func TestBinary(t *testing.T) {
+	t.Parallel()
+	gocmd, err := exec.LookPath("go")
+	if err != nil {
+		t.Skipf("go tool not found: %v", err)
+	}
+	bin := filepath.Join(t.TempDir(), "notifier")
+	ctx, cancel := context.WithTimeout(t.Context(), 3*waitTimeout)
+	defer cancel()
+	started := time.Now()
+	build := exec.CommandContext(ctx, gocmd, "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	t.Logf("go build took %s", time.Since(started).Round(time.Millisecond))
+	// Without this process's NOTIFIER_* settings, but with PATH, HOME and the like.
+	var baseEnv []string
+	for _, kv := range os.Environ() {
+		if name, _, _ := strings.Cut(kv, "="); !strings.HasPrefix(name, "NOTIFIER_") {
+			baseEnv = append(baseEnv, kv)
+		}
+	}
+	workDir := t.TempDir() // nothing of the repository here
+
+	type result struct {
+		code           int
+		stdout, stderr string
+	}
+	run := func(t *testing.T, env []string, args ...string) result {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, bin, args...)
+		cmd.Dir = workDir
+		cmd.Env = append(append([]string(nil), baseEnv...), env...)
+		cmd.WaitDelay = 5 * time.Second
+		var out, errOut bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errOut
+		err := cmd.Run()
+		r := result{stdout: out.String(), stderr: errOut.String()}
+		var exitErr *exec.ExitError
+		switch {
+		case err == nil:
+		case errors.As(err, &exitErr):
+			r.code = exitErr.ExitCode()
+		default:
+			t.Fatalf("run notifier %s: %v", strings.Join(args, " "), err)
+		}
+		t.Logf("notifier %s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
+		return r
+	}
+	// check runs the binary and checks its status and that stderr is empty on
+	// success, one "notifier: ..." line mentioning says on failure.
+	check := func(t *testing.T, env []string, code int, says string, args ...string) result {
+		t.Helper()
+		r := run(t, env, args...)
+		if r.code != code {
+			t.Errorf("exit status %d, want %d", r.code, code)
+		}
+		switch {
+		case code == 0 && r.stderr != "":
+			t.Errorf("stderr %q, want nothing", r.stderr)
+		case code != 0 && (!strings.HasPrefix(r.stderr, "notifier: ") || strings.Count(r.stderr, "\n") != 1):
+			t.Errorf("stderr %q, want one line starting with notifier:", r.stderr)
+		case code != 0 && !strings.Contains(r.stderr, says):
+			t.Errorf("stderr %q does not mention %s", r.stderr, says)
+		}
+		return r
+	}
+	secretEnv := []string{"NOTIFIER_AUTH_JWT_SECRET=" + secret}
+
+	t.Run("token", func(t *testing.T) {
+		t.Parallel()
+		r := check(t, secretEnv, 0, "", "token", "--account", "1")
+		if c := verify(t, r.stdout, secret, auth.DefaultAccountClaim); c.AccountID != 1 {
+			t.Errorf("account %d, want 1", c.AccountID)
+		}
+	})
+	t.Run("token without secret", func(t *testing.T) {
+		t.Parallel()
+		check(t, nil, 2, "auth.jwt_secret", "token", "--account", "1")
+	})
+	t.Run("hub.max_lag=0", func(t *testing.T) {
+		t.Parallel()
+		check(t, append([]string{"NOTIFIER_HUB_MAX_LAG=0"}, secretEnv...), 2, "hub.max_lag", "token", "--account", "1")
+	})
+	t.Run("bad duration", func(t *testing.T) {
+		t.Parallel()
+		check(t, append([]string{"NOTIFIER_HUB_MAX_LAG=soon"}, secretEnv...), 2, "hub.max_lag", "token", "--account", "1")
+	})
+	t.Run("serve with bad config", func(t *testing.T) {
+		t.Parallel()
+		check(t, []string{"NOTIFIER_DATABASE_URL=" + unreachableURL(t)}, 2, "auth.jwt_secret", "serve")
+	})
+	t.Run("missing config file", func(t *testing.T) {
+		t.Parallel()
+		check(t, secretEnv, 2, "nope.yaml", "--config", "nope.yaml", "token", "--account", "1")
+	})
+	t.Run("unknown migrate action", func(t *testing.T) {
+		t.Parallel()
+		check(t, nil, 2, "sideways", "migrate", "sideways")
+	})
+	t.Run("unknown command", func(t *testing.T) {
+		t.Parallel()
+		check(t, nil, 2, "bogus", "bogus")
+	})
+	t.Run("unknown flag", func(t *testing.T) {
+		t.Parallel()
+		check(t, nil, 2, "--bogus", "token", "--bogus")
+	})
+	t.Run("unreachable database", func(t *testing.T) {
+		t.Parallel()
+		check(t, []string{"NOTIFIER_DATABASE_URL=" + unreachableURL(t)}, 1, "connect", "migrate", "status")
+	})
+	t.Run("no clinic schema", func(t *testing.T) {
+		t.Parallel()
+		check(t, []string{"NOTIFIER_DATABASE_URL=" + emptyDatabase(t)}, 1, "table appointments", "migrate", "up")
+	})
+	t.Run("migrate", func(t *testing.T) {
+		t.Parallel()
+		env := []string{"NOTIFIER_DATABASE_URL=" + pgtest.Database(t)}
+		if r := check(t, nil, 0, "", "migrate", "sql"); !strings.Contains(r.stdout, "CREATE CONSTRAINT TRIGGER") {
+			t.Errorf("migrate sql printed no triggers")
+		}
+		if r := check(t, env, 0, "", "migrate", "up"); r.stdout != "applied 0001_event_log\n" {
+			t.Errorf("migrate up printed %q", r.stdout)
+		}
+		if r := check(t, env, 0, "", "migrate", "status"); !strings.HasPrefix(r.stdout, "0001_event_log\tapplied ") {
+			t.Errorf("migrate status printed %q", r.stdout)
+		}
+		if r := check(t, env, 0, "", "migrate", "down"); r.stdout != "reverted 0001_event_log\n" {
+			t.Errorf("migrate down printed %q", r.stdout)
+		}
+	})
+}
