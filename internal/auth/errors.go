@@ -15,7 +15,8 @@ var (
 
 	// ErrTokenMalformed means the token is not a well-formed JWS with the
 	// claims we require: bad characters, wrong segment count, invalid base64
-	// or JSON, or an exp/nbf/iat that is missing (exp) or not a number.
+	// or JSON, a kid header that is not a string, or an exp/nbf/iat that is
+	// missing (exp) or not a number.
 	ErrTokenMalformed = errors.New("malformed token")
 
 	// ErrTokenAlgorithm means the token's alg header is not the configured
@@ -24,6 +25,20 @@ var (
 
 	// ErrTokenSignature means the signature does not match the key.
 	ErrTokenSignature = errors.New("invalid signature")
+
+	// ErrUnknownKey means keys come from a JWKS URL and none of them has the
+	// token's kid, even after a refetch (or a refetch was not allowed yet, see
+	// Config.JWKSMinRefresh). A token without kid matches only a JWK without
+	// kid.
+	ErrUnknownKey = errors.New("unknown signing key")
+
+	// ErrKeysUnavailable means keys come from a JWKS URL and no key set has
+	// been fetched successfully yet (the URL is unreachable, answers with an
+	// error, or serves no usable key), or VerifyContext's context ended while
+	// it waited for a fetch. Cached keys are kept when a later refresh fails,
+	// so otherwise this is only seen before the first good fetch. It is the
+	// server's fault, not the client's; a caller may answer 503 instead of 401.
+	ErrKeysUnavailable = errors.New("signing keys unavailable")
 
 	// ErrTokenExpired means the token's exp is at or before the current time.
 	ErrTokenExpired = errors.New("token expired")

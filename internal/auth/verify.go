@@ -1,13 +1,30 @@
 package auth
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+)
+
+// Algorithms accepted in Config.Algorithm. Exactly one is pinned per Verifier.
+const (
+	// AlgHS256 is HMAC-SHA256 with a shared secret (Config.Secret); the default.
+	AlgHS256 = "HS256"
+
+	// AlgRS256 is RSASSA-PKCS1-v1_5 with SHA-256 and an RSA public key of at
+	// least 2048 bits, from Config.PublicKeyPEM or Config.JWKSURL.
+	AlgRS256 = "RS256"
+
+	// AlgES256 is ECDSA with P-256 and SHA-256, with a public key from
+	// Config.PublicKeyPEM or Config.JWKSURL.
+	AlgES256 = "ES256"
 )
 
 // DefaultAccountClaim is the claim that holds the account id unless configured
@@ -22,11 +39,52 @@ const DefaultLeeway = 5 * time.Second
 const DefaultMaxTokenBytes = 8 << 10
 
 // Config configures a Verifier. The config package fills it from the auth.*
-// keys; zero values are documented per field.
+// keys; zero values are documented per field. Exactly one key source is set:
+// Secret for HS256, PublicKeyPEM or JWKSURL for RS256 and ES256.
 type Config struct {
-	// Secret is the HS256 shared secret. It must not be empty; use at least
-	// 32 random bytes (RFC 7518 section 3.2 asks for a key as long as the hash).
+	// Algorithm is the one signing algorithm accepted: AlgHS256 (also when
+	// empty), AlgRS256 or AlgES256, spelled exactly so. A token whose alg
+	// header says anything else is rejected with ErrTokenAlgorithm.
+	Algorithm string
+
+	// Secret is the HS256 shared secret. It is required for HS256 and must be
+	// empty otherwise; use at least 32 random bytes (RFC 7518 section 3.2 asks
+	// for a key as long as the hash). See ReadSecret.
 	Secret []byte
+
+	// PublicKeyPEM is one PEM block holding the RS256 or ES256 public key: a
+	// PKIX "PUBLIC KEY", a "CERTIFICATE" (only its key is used: no chain,
+	// expiry or usage checks), or for RS256 a PKCS #1 "RSA PUBLIC KEY". RSA
+	// keys must have 2048 to 8192 bits, EC keys must be on P-256. The token's
+	// kid is ignored. Mutually exclusive with JWKSURL.
+	PublicKeyPEM []byte
+
+	// JWKSURL is an https URL serving a JSON Web Key Set (RFC 7517); http is
+	// accepted only for a loopback host. Keys are chosen by the token's kid and
+	// cached (see JWKSRefresh and JWKSMinRefresh). Mutually exclusive with
+	// PublicKeyPEM.
+	JWKSURL string
+
+	// JWKSRefresh is how old the cached key set may get before a Verify
+	// refetches it. Zero means DefaultJWKSRefresh; negative is an error.
+	JWKSRefresh time.Duration
+
+	// JWKSMinRefresh is the least time between two fetches, whatever
+	// triggers them (a stale set, a token with an unknown kid, a failed
+	// fetch). It bounds what a flood of made-up kids can cost the issuer.
+	// Zero means DefaultJWKSMinRefresh; negative or more than JWKSRefresh is
+	// an error.
+	JWKSMinRefresh time.Duration
+
+	// HTTPClient fetches the JWKS. Nil means a client with a
+	// DefaultJWKSTimeout timeout that follows at most 3 redirects, each to an
+	// https (or loopback http) URL. A fetch is bounded by the client's
+	// Timeout, or by DefaultJWKSTimeout if that is zero.
+	HTTPClient *http.Client
+
+	// Logger receives JWKS refresh results (failures at warn). Nil discards.
+	// Nothing logged contains a token, a secret or the JWKS URL's query.
+	Logger *slog.Logger
 
 	// AccountClaim names the claim holding the account id, usually
 	// DefaultAccountClaim. It must not be empty, exp, nbf or iat.
@@ -52,25 +110,23 @@ type Claims struct {
 	ExpiresAt time.Time
 }
 
-// Verifier checks tokens against one pinned algorithm and key. It is immutable
-// and safe for concurrent use.
+// Verifier checks tokens against one pinned algorithm and its key source. It
+// is safe for concurrent use; only its JWKS cache, if any, changes over time.
 type Verifier struct {
-	// method and key are kept generic so that RS256/ES256 with a public key
-	// can be added by choosing them from configuration in NewVerifier.
 	method  jwt.SigningMethod
-	key     any
-	algs    []string // {method.Alg()}; read-only, shared by all parsers
+	key     any        // []byte (HS256), *rsa.PublicKey or *ecdsa.PublicKey; nil with jwks
+	jwks    *jwksCache // non-nil iff keys come from Config.JWKSURL
+	algs    []string   // {method.Alg()}; read-only, shared by all parsers
 	claim   string
 	leeway  time.Duration
 	maxSize int
 }
 
-// NewVerifier validates cfg and returns a Verifier for HS256 tokens signed with
-// cfg.Secret. The secret is copied, so later changes to cfg do not affect it.
+// NewVerifier validates cfg and returns a Verifier for cfg.Algorithm with its
+// one key source. Key material is parsed and copied here, so later changes to
+// cfg do not affect the Verifier; a JWKS is not fetched until the first Verify
+// or Refresh. Errors name the offending field and never contain key material.
 func NewVerifier(cfg Config) (*Verifier, error) {
-	if len(cfg.Secret) == 0 {
-		return nil, errors.New("auth config: secret is empty")
-	}
 	if err := checkClaimName(cfg.AccountClaim); err != nil {
 		return nil, fmt.Errorf("auth config: %w", err)
 	}
@@ -84,15 +140,61 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 	case maxSize == 0:
 		maxSize = DefaultMaxTokenBytes
 	}
-	method := jwt.SigningMethodHS256
-	return &Verifier{
-		method:  method,
-		key:     append([]byte(nil), cfg.Secret...),
-		algs:    []string{method.Alg()},
-		claim:   cfg.AccountClaim,
-		leeway:  cfg.Leeway,
-		maxSize: maxSize,
-	}, nil
+	v := &Verifier{claim: cfg.AccountClaim, leeway: cfg.Leeway, maxSize: maxSize}
+
+	switch cfg.Algorithm {
+	case "", AlgHS256:
+		v.method = jwt.SigningMethodHS256
+		switch {
+		case len(cfg.Secret) == 0:
+			return nil, errors.New("auth config: secret is empty")
+		case len(cfg.PublicKeyPEM) > 0 || cfg.JWKSURL != "":
+			return nil, errors.New("auth config: HS256 takes a secret only; public key and JWKS URL must be empty")
+		}
+		v.key = append([]byte(nil), cfg.Secret...)
+	case AlgRS256, AlgES256:
+		// The package's own method values, not the registry's: see keyFor.
+		v.method = map[string]jwt.SigningMethod{AlgRS256: jwt.SigningMethodRS256, AlgES256: jwt.SigningMethodES256}[cfg.Algorithm]
+		switch {
+		case len(cfg.Secret) > 0:
+			return nil, fmt.Errorf("auth config: %s takes a public key or a JWKS URL; secret must be empty", cfg.Algorithm)
+		case len(cfg.PublicKeyPEM) > 0 && cfg.JWKSURL != "":
+			return nil, fmt.Errorf("auth config: %s: set a public key or a JWKS URL, not both", cfg.Algorithm)
+		case len(cfg.PublicKeyPEM) > 0:
+			key, err := parsePublicKeyPEM(cfg.PublicKeyPEM, cfg.Algorithm)
+			if err != nil {
+				return nil, fmt.Errorf("auth config: %w", err)
+			}
+			v.key = key
+		case cfg.JWKSURL != "":
+			c, err := newJWKSCache(cfg)
+			if err != nil {
+				return nil, fmt.Errorf("auth config: %w", err)
+			}
+			v.jwks = c
+		default:
+			return nil, fmt.Errorf("auth config: %s needs a public key or a JWKS URL", cfg.Algorithm)
+		}
+	default:
+		return nil, fmt.Errorf("auth config: algorithm %q is not one of %s, %s, %s", cfg.Algorithm, AlgHS256, AlgRS256, AlgES256)
+	}
+	v.algs = []string{v.method.Alg()}
+	return v, nil
+}
+
+// Algorithm returns the pinned algorithm: AlgHS256, AlgRS256 or AlgES256.
+func (v *Verifier) Algorithm() string { return v.method.Alg() }
+
+// Refresh fetches the JWKS now, ignoring Config.JWKSMinRefresh, or waits for
+// the fetch already in flight. Call it at startup to warm the cache and report
+// a bad URL early; a failure is not fatal, as Verify retries lazily. Without a
+// JWKS URL it does nothing. Unlike Verify, it returns a descriptive error for
+// logs (the URL without its query, the status or cause), not a sentinel.
+func (v *Verifier) Refresh(ctx context.Context) error {
+	if v.jwks == nil {
+		return nil
+	}
+	return v.jwks.fetch(ctx, true, true)
 }
 
 // checkClaimName rejects account claim names that cannot work: empty, or a
@@ -111,7 +213,17 @@ func checkClaimName(name string) error {
 // strict), nbf and iat (if present, with leeway) as of now, then extracts the
 // account claim. A zero now means time.Now(). The returned error is always one
 // of the package's sentinels, unwrapped (see ErrTokenMalformed and friends).
+// With a JWKS URL it may wait for a key fetch; see VerifyContext. now only
+// judges the token: the key cache ages by the wall clock.
 func (v *Verifier) Verify(token string, now time.Time) (Claims, error) {
+	return v.VerifyContext(context.Background(), token, now)
+}
+
+// VerifyContext is Verify with a context that bounds waiting for a JWKS fetch
+// (pass the request's, so a client that leaves stops waiting). The fetch
+// itself is shared with other callers and is not cancelled with ctx; if ctx
+// ends first the error is ErrKeysUnavailable. Without a JWKS URL ctx is unused.
+func (v *Verifier) VerifyContext(ctx context.Context, token string, now time.Time) (Claims, error) {
 	if err := v.precheck(token); err != nil {
 		return Claims{}, err
 	}
@@ -131,7 +243,9 @@ func (v *Verifier) Verify(token string, now time.Time) (Claims, error) {
 		jwt.WithTimeFunc(func() time.Time { return now }),
 	)
 	claims := jwt.MapClaims{}
-	tok, err := p.ParseWithClaims(token, claims, v.keyFunc)
+	tok, err := p.ParseWithClaims(token, claims, func(t *jwt.Token) (any, error) {
+		return v.keyFor(ctx, t)
+	})
 	if err != nil {
 		return Claims{}, v.classify(tok, err)
 	}
@@ -177,18 +291,32 @@ func (v *Verifier) precheck(token string) error {
 	return nil
 }
 
-// errMethodMismatch is returned by keyFunc when the parsed method is not the
+// errMethodMismatch is returned by keyFor when the parsed method is not the
 // pinned one; golang-jwt wraps it in jwt.ErrTokenUnverifiable.
 var errMethodMismatch = errors.New("signing method mismatch")
 
-// keyFunc hands golang-jwt the pinned key. WithValidMethods already compared
-// the alg names; comparing the method values too guards against another
-// package re-registering "HS256" in golang-jwt's global registry.
-func (v *Verifier) keyFunc(t *jwt.Token) (any, error) {
+// errKidType is returned by keyFor when the kid header is not a string.
+var errKidType = errors.New("kid header is not a string")
+
+// keyFor hands golang-jwt the key for t, which golang-jwt calls only once the
+// alg header has matched WithValidMethods. Comparing the method values too
+// guards against another package re-registering "RS256" in golang-jwt's
+// global registry. The key's type follows the pinned method, never the token:
+// []byte only for HS256, so a public key can never become an HMAC secret.
+func (v *Verifier) keyFor(ctx context.Context, t *jwt.Token) (any, error) {
 	if t.Method != v.method {
 		return nil, errMethodMismatch
 	}
-	return v.key, nil
+	if v.jwks == nil {
+		return v.key, nil
+	}
+	var kid string
+	if raw, ok := t.Header["kid"]; ok {
+		if kid, ok = raw.(string); !ok {
+			return nil, errKidType
+		}
+	}
+	return v.jwks.key(ctx, kid)
 }
 
 // classify maps a golang-jwt error onto one sentinel. Order matters: a token
@@ -197,9 +325,17 @@ func (v *Verifier) classify(tok *jwt.Token, err error) error {
 	switch {
 	case errors.Is(err, jwt.ErrTokenMalformed), tok == nil:
 		return ErrTokenMalformed
-	case headerAlg(tok) != v.method.Alg(), errors.Is(err, jwt.ErrTokenUnverifiable):
-		// WithValidMethods reports a foreign alg as ErrTokenSignatureInvalid;
-		// a missing or unknown alg and keyFunc errors come as unverifiable.
+	case headerAlg(tok) != v.method.Alg():
+		// WithValidMethods reports a foreign alg as ErrTokenSignatureInvalid.
+		return ErrTokenAlgorithm
+	case errors.Is(err, ErrUnknownKey):
+		return ErrUnknownKey
+	case errors.Is(err, ErrKeysUnavailable):
+		return ErrKeysUnavailable
+	case errors.Is(err, errKidType):
+		return ErrTokenMalformed
+	case errors.Is(err, jwt.ErrTokenUnverifiable):
+		// A missing or unknown alg and errMethodMismatch come as unverifiable.
 		return ErrTokenAlgorithm
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
 		return ErrTokenSignature

@@ -25,7 +25,8 @@ var (
 // sentinels lists every error Verify and TokenFromRequest may return.
 var sentinels = []error{
 	ErrNoToken, ErrTokenTooLarge, ErrTokenMalformed, ErrTokenAlgorithm,
-	ErrTokenSignature, ErrTokenExpired, ErrTokenNotYetValid, ErrAccountClaim,
+	ErrTokenSignature, ErrUnknownKey, ErrKeysUnavailable, ErrTokenExpired,
+	ErrTokenNotYetValid, ErrAccountClaim,
 }
 
 // sign builds a real token with golang-jwt.
