@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 
+	"github.com/pgnotifier/notifier/internal/auth"
 	"github.com/pgnotifier/notifier/notifier/decode"
 )
 
@@ -52,8 +53,14 @@ type HTTP struct {
 
 // Auth configures token verification.
 type Auth struct {
-	JWTSecret    string `mapstructure:"jwt_secret"`
-	AccountClaim string `mapstructure:"account_claim"`
+	Algorithm      string        `mapstructure:"algorithm"`       // HS256, RS256 or ES256: never taken from a token
+	JWTSecret      string        `mapstructure:"jwt_secret"`      // HS256; after Load, also what jwt_secret_file held
+	JWTSecretFile  string        `mapstructure:"jwt_secret_file"` // HS256 secret in a file (not writable by others)
+	PublicKeyFile  string        `mapstructure:"public_key_file"` // RS256/ES256: PEM public key or certificate
+	JWKSURL        string        `mapstructure:"jwks_url"`        // RS256/ES256: key set chosen by kid
+	JWKSRefresh    time.Duration `mapstructure:"jwks_refresh"`
+	JWKSMinRefresh time.Duration `mapstructure:"jwks_min_refresh"`
+	AccountClaim   string        `mapstructure:"account_claim"`
 }
 
 // Hub configures rooms and per-connection queues.
@@ -99,6 +106,12 @@ var defaults = map[string]any{
 	"http.tls_cert":                    "",
 	"http.tls_key":                     "",
 	"auth.jwt_secret":                  "",
+	"auth.algorithm":                   "HS256",
+	"auth.jwt_secret_file":             "",
+	"auth.public_key_file":             "",
+	"auth.jwks_url":                    "",
+	"auth.jwks_refresh":                10 * time.Minute,
+	"auth.jwks_min_refresh":            30 * time.Second,
 	"auth.account_claim":               "accountId",
 	"events":                           eventNames(decode.AllKinds),
 	"hub.room_prefix":                  "orders.account.",
@@ -183,6 +196,13 @@ func Load(file string, flags *pflag.FlagSet) (Config, error) {
 	if err := c.validateCommon(); err != nil {
 		return Config{}, err
 	}
+	if c.Auth.JWTSecretFile != "" {
+		secret, err := auth.ReadSecret(c.Auth.JWTSecret, c.Auth.JWTSecretFile)
+		if err != nil {
+			return Config{}, invalid("auth.jwt_secret_file", "%v", err)
+		}
+		c.Auth.JWTSecret = string(secret)
+	}
 	return c, nil
 }
 
@@ -228,6 +248,20 @@ func (c *Config) validateCommon() error {
 		return invalid("http.tls_cert", "http.tls_cert and http.tls_key go together")
 	case c.WS.MaxClientMessages < 1:
 		return invalid("ws.max_client_messages", "must be at least 1, got %d", c.WS.MaxClientMessages)
+	case c.Auth.Algorithm != auth.AlgHS256 && c.Auth.Algorithm != auth.AlgRS256 && c.Auth.Algorithm != auth.AlgES256:
+		return invalid("auth.algorithm", "must be HS256, RS256 or ES256, got %q", c.Auth.Algorithm)
+	case c.Auth.Algorithm == auth.AlgHS256 && (c.Auth.PublicKeyFile != "" || c.Auth.JWKSURL != ""):
+		return invalid("auth.algorithm", "HS256 takes auth.jwt_secret or auth.jwt_secret_file, not a public key or JWKS")
+	case c.Auth.Algorithm != auth.AlgHS256 && (c.Auth.JWTSecret != "" || c.Auth.JWTSecretFile != ""):
+		return invalid("auth.algorithm", "%s verifies with auth.public_key_file or auth.jwks_url, not a shared secret", c.Auth.Algorithm)
+	case c.Auth.PublicKeyFile != "" && c.Auth.JWKSURL != "":
+		return invalid("auth.jwks_url", "set auth.public_key_file or auth.jwks_url, not both")
+	case c.Auth.JWTSecret != "" && c.Auth.JWTSecretFile != "":
+		return invalid("auth.jwt_secret_file", "set auth.jwt_secret or auth.jwt_secret_file, not both")
+	case c.Auth.JWKSRefresh < time.Second:
+		return invalid("auth.jwks_refresh", "must be at least 1s, got %s", c.Auth.JWKSRefresh)
+	case c.Auth.JWKSMinRefresh <= 0 || c.Auth.JWKSMinRefresh > c.Auth.JWKSRefresh:
+		return invalid("auth.jwks_min_refresh", "must be positive and at most auth.jwks_refresh (%s), got %s", c.Auth.JWKSRefresh, c.Auth.JWKSMinRefresh)
 	case c.Auth.AccountClaim == "":
 		return invalid("auth.account_claim", "must not be empty")
 	case c.Hub.MaxLag < time.Second:
@@ -283,13 +317,28 @@ func (c Config) RequireDatabase() error {
 	return nil
 }
 
-// RequireSecret checks that auth.jwt_secret is set and long enough for HS256.
+// RequireSecret checks that an HS256 secret is configured and long enough: needed to
+// verify HS256 tokens and to mint any (token, demo).
 func (c Config) RequireSecret() error {
 	switch {
+	case c.Auth.Algorithm != auth.AlgHS256:
+		return invalid("auth.algorithm", "minting tokens needs HS256; with %s, tokens come from your issuer", c.Auth.Algorithm)
 	case c.Auth.JWTSecret == "":
-		return invalid("auth.jwt_secret", "required (NOTIFIER_AUTH_JWT_SECRET or --jwt-secret)")
+		return invalid("auth.jwt_secret", "required (NOTIFIER_AUTH_JWT_SECRET, --jwt-secret or auth.jwt_secret_file)")
 	case len(c.Auth.JWTSecret) < 32:
 		return invalid("auth.jwt_secret", "must be at least 32 bytes for HS256, got %d", len(c.Auth.JWTSecret))
+	}
+	return nil
+}
+
+// RequireVerifier checks that tokens can be verified: an HS256 secret, or for RS256
+// and ES256 a public key file or a JWKS URL.
+func (c Config) RequireVerifier() error {
+	if c.Auth.Algorithm == auth.AlgHS256 {
+		return c.RequireSecret()
+	}
+	if c.Auth.PublicKeyFile == "" && c.Auth.JWKSURL == "" {
+		return invalid("auth.public_key_file", "%s needs auth.public_key_file or auth.jwks_url", c.Auth.Algorithm)
 	}
 	return nil
 }

@@ -84,7 +84,7 @@ func defaults() config.Config {
 			Addr: ":8080", ShutdownTimeout: 10 * time.Second, HandshakeTimeout: 10 * time.Second,
 			MaxConnections: 10000, MaxConnectionsPerAccount: 1000,
 		},
-		Auth:     config.Auth{AccountClaim: "accountId"},
+		Auth:     config.Auth{Algorithm: "HS256", AccountClaim: "accountId", JWKSRefresh: 10 * time.Minute, JWKSMinRefresh: 30 * time.Second},
 		Events:   allEvents,
 		Hub:      config.Hub{RoomPrefix: "orders.account.", ReplayBuffer: 1024, MaxLag: 30 * time.Second},
 		WS:       config.WS{PingInterval: 25 * time.Second, PongWait: time.Minute, WriteWait: 10 * time.Second, ReadLimit: 4096, MaxClientMessages: 10},
@@ -135,6 +135,8 @@ var everyKey = []struct {
 	{"http.tls_key", "/etc/notifier/key.pem", "/etc/notifier/key.pem"},
 	{"auth.jwt_secret", secret, secret},
 	{"auth.account_claim", "tenant", "tenant"},
+	{"auth.jwks_refresh", "5m", "5m"},
+	{"auth.jwks_min_refresh", "10s", "10s"},
 	{"events", "doctors.created", "[doctors.created]"},
 	{"hub.room_prefix", "room.", "room."},
 	{"hub.replay_buffer", "16", "16"},
@@ -158,7 +160,8 @@ var everyKeyConfig = config.Config{
 		MaxConnections: 0, MaxConnectionsPerAccount: 5,
 		TLSCert: "/etc/notifier/cert.pem", TLSKey: "/etc/notifier/key.pem",
 	},
-	Auth:     config.Auth{JWTSecret: secret, AccountClaim: "tenant"},
+	Auth: config.Auth{Algorithm: "HS256", JWTSecret: secret, AccountClaim: "tenant",
+		JWKSRefresh: 5 * time.Minute, JWKSMinRefresh: 10 * time.Second},
 	Events:   []string{"doctors.created"},
 	Hub:      config.Hub{RoomPrefix: "room.", ReplayBuffer: 16, MaxLag: 5 * time.Second},
 	WS:       config.WS{PingInterval: time.Second, PongWait: 2 * time.Second, WriteWait: 3 * time.Second, ReadLimit: 512, MaxClientMessages: 3},
@@ -175,6 +178,9 @@ func TestEveryKeyCovered(t *testing.T) {
 	for _, k := range everyKey {
 		covered = append(covered, k.key)
 	}
+	// Keys that exclude one another (the algorithm and its key source) are covered by
+	// TestAuthKeys instead.
+	covered = append(covered, "auth.algorithm", "auth.jwt_secret_file", "auth.public_key_file", "auth.jwks_url")
 	want := keys(reflect.TypeFor[config.Config](), "")
 	slices.Sort(want)
 	slices.Sort(covered)
@@ -410,4 +416,53 @@ func TestRequire(t *testing.T) {
 	if err := c.RequireSecret(); err != nil {
 		t.Errorf("RequireSecret with 32 bytes: %v", err)
 	}
+}
+
+// TestAuthKeys: the algorithm is pinned by configuration with exactly one key source.
+func TestAuthKeys(t *testing.T) {
+	t.Parallel()
+	secretFile := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(secretFile, []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, yaml, badKey string
+		check              func(config.Config) bool
+	}{
+		{"rs256 key file", "auth:\n  algorithm: RS256\n  public_key_file: /etc/notifier/jwt.pem\n", "",
+			func(c config.Config) bool {
+				return c.Auth.Algorithm == "RS256" && c.Auth.PublicKeyFile == "/etc/notifier/jwt.pem"
+			}},
+		{"es256 jwks", "auth:\n  algorithm: ES256\n  jwks_url: https://issuer.example/jwks.json\n", "",
+			func(c config.Config) bool { return c.Auth.JWKSURL == "https://issuer.example/jwks.json" }},
+		{"secret file", "auth:\n  jwt_secret_file: " + secretFile + "\n", "",
+			func(c config.Config) bool { return c.Auth.JWTSecret == secret && c.RequireSecret() == nil }},
+		{"unknown algorithm", "auth:\n  algorithm: HS512\n", "auth.algorithm", nil},
+		{"none", "auth:\n  algorithm: none\n", "auth.algorithm", nil},
+		{"rs256 with a secret", "auth:\n  algorithm: RS256\n  jwt_secret: " + secret + "\n  public_key_file: /k.pem\n", "auth.algorithm", nil},
+		{"hs256 with a key", "auth:\n  public_key_file: /k.pem\n", "auth.algorithm", nil},
+		{"both key sources", "auth:\n  algorithm: RS256\n  public_key_file: /k.pem\n  jwks_url: https://i.example/j\n", "auth.jwks_url", nil},
+		{"both secrets", "auth:\n  jwt_secret: " + secret + "\n  jwt_secret_file: " + secretFile + "\n", "auth.jwt_secret_file", nil},
+		{"missing secret file", "auth:\n  jwt_secret_file: /nonexistent/secret\n", "auth.jwt_secret_file", nil},
+		{"min refresh above refresh", "auth:\n  jwks_refresh: 1m\n  jwks_min_refresh: 2m\n", "auth.jwks_min_refresh", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c, err := config.Load(writeFile(t, tc.yaml), nil)
+			if tc.badKey != "" {
+				checkInvalid(t, err, tc.badKey)
+				return
+			}
+			if err != nil || !tc.check(c) {
+				t.Fatalf("Load = %+v, %v", c.Auth, err)
+			}
+		})
+	}
+	// RS256 needs a key source to verify, and cannot mint.
+	c, err := config.Load(writeFile(t, "auth:\n  algorithm: RS256\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkInvalid(t, c.RequireVerifier(), "auth.public_key_file")
+	checkInvalid(t, c.RequireSecret(), "auth.algorithm")
 }

@@ -1,14 +1,21 @@
 package notifier_test
 
 import (
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/gorilla/websocket"
 )
 
@@ -125,4 +132,48 @@ func (b *testBundle) metrics(t *testing.T) string {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	return string(body)
+}
+
+// TestRS256PublicKey: with auth.algorithm RS256 and a public key file, RS256 tokens of
+// the issuer connect and HS256 tokens (even signed with the public key) are refused.
+func TestRS256PublicKey(t *testing.T) {
+	t.Parallel()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+	file := filepath.Join(t.TempDir(), "jwt.pem")
+	if err := os.WriteFile(file, pubPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b := setup(t, func(o *setupOpts) {
+		o.mutate = func(c *configT) { c.Auth.Algorithm, c.Auth.JWTSecret, c.Auth.PublicKeyFile = "RS256", "", file }
+	})
+	claims := jwt.MapClaims{"accountId": 1, "exp": time.Now().Add(time.Hour).Unix()}
+	rs, err := jwt.NewWithClaims(jwt.SigningMethodRS256, claims).SignedString(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, resp, err := b.tryDial(t, rs, nil)
+	if err != nil {
+		t.Fatalf("RS256 token: %v %s", err, respBody(resp))
+	}
+	id := b.insertAppointment(t, 1)
+	if f := c.next(t); f.rowID(t) != id {
+		t.Fatalf("got %s", f.raw)
+	}
+	confused, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(pubPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, tok := range map[string]string{"hs256 signed with the public key": confused, "hs256 with the old secret": token(t, 1, time.Hour)} {
+		if _, resp, err := b.tryDial(t, tok, nil); err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("%s: %v %s, want 401", name, err, respBody(resp))
+		}
+	}
 }

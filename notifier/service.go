@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -24,6 +25,7 @@ import (
 	"github.com/pgnotifier/notifier/notifier/eventlog"
 	"github.com/pgnotifier/notifier/notifier/hub"
 	"github.com/pgnotifier/notifier/notifier/listen"
+	"github.com/pgnotifier/notifier/notifier/web"
 	"github.com/pgnotifier/notifier/notifier/ws"
 )
 
@@ -63,19 +65,15 @@ func New(cfg config.Config, logger *slog.Logger, ln net.Listener) (*Service, err
 	if err := cfg.RequireDatabase(); err != nil {
 		return nil, err
 	}
-	if err := cfg.RequireSecret(); err != nil {
+	if err := cfg.RequireVerifier(); err != nil {
 		return nil, err
-	}
-	v, err := auth.NewVerifier(auth.Config{
-		Secret:       []byte(cfg.Auth.JWTSecret),
-		AccountClaim: cfg.Auth.AccountClaim,
-		Leeway:       auth.DefaultLeeway,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("auth: %w", err)
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
+	}
+	v, err := newVerifier(cfg, logger)
+	if err != nil {
+		return nil, err
 	}
 	s := &Service{cfg: cfg, logger: logger, verifier: v, ln: ln, started: make(chan struct{}), metrics: metrics.New()}
 	m := s.metrics
@@ -90,6 +88,34 @@ func New(cfg config.Config, logger *slog.Logger, ln net.Listener) (*Service, err
 	s.skipped = m.Counter("notifier_log_entries_skipped_total", "Log entries that could not be decoded.")
 	s.enrichRetries = m.Counter("notifier_enrich_retries_total", "Bursts retried because the database could not be reached.")
 	return s, nil
+}
+
+// newVerifier builds the token verifier the configuration pins.
+func newVerifier(cfg config.Config, logger *slog.Logger) (*auth.Verifier, error) {
+	ac := auth.Config{
+		Algorithm:      cfg.Auth.Algorithm,
+		AccountClaim:   cfg.Auth.AccountClaim,
+		Leeway:         auth.DefaultLeeway,
+		JWKSURL:        cfg.Auth.JWKSURL,
+		JWKSRefresh:    cfg.Auth.JWKSRefresh,
+		JWKSMinRefresh: cfg.Auth.JWKSMinRefresh,
+		Logger:         logger.With("component", "auth"),
+	}
+	if cfg.Auth.Algorithm == auth.AlgHS256 {
+		ac.Secret = []byte(cfg.Auth.JWTSecret)
+	}
+	if cfg.Auth.PublicKeyFile != "" {
+		pem, err := os.ReadFile(cfg.Auth.PublicKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("%w: auth.public_key_file: %v", config.ErrInvalid, err)
+		}
+		ac.PublicKeyPEM = pem
+	}
+	v, err := auth.NewVerifier(ac)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", config.ErrInvalid, err)
+	}
+	return v, nil
 }
 
 // Started is closed once the HTTP server listens and the listener has caught up for
@@ -167,6 +193,9 @@ func (s *Service) Run(ctx context.Context) error {
 		ReadyFunc:  s.setReady,
 	}, bounds.Head, entries)
 
+	if err := s.verifier.Refresh(ctx); err != nil {
+		s.logger.WarnContext(ctx, "jwks prefetch failed; tokens will fetch keys when needed", "error", err)
+	}
 	s.logger.InfoContext(ctx, "notifier starting", "addr", s.ln.Addr().String(), "log_head", bounds.Head, "events", s.cfg.Events)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return l.Run(gctx) })
@@ -241,6 +270,9 @@ func (s *Service) setReady(ready bool) {
 func (s *Service) routes(wsHandler http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /ws", wsHandler)
+	dashboard := web.Handler()
+	mux.Handle("GET /{$}", dashboard)
+	mux.Handle("GET "+web.AssetPrefix, dashboard)
 	mux.Handle("GET /metrics", s.metrics.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")

@@ -197,7 +197,11 @@ func (hd *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		hd.refuse(w, http.StatusUnauthorized, "auth", err)
 		return
 	}
-	claims, err := hd.verifier.Verify(token, hd.cfg.NowFunc())
+	claims, err := hd.verifier.VerifyContext(r.Context(), token, hd.cfg.NowFunc())
+	if errors.Is(err, auth.ErrKeysUnavailable) {
+		hd.refuse(w, http.StatusServiceUnavailable, "unavailable", err) // ours to fix, not the client's
+		return
+	}
 	if err != nil {
 		hd.refuse(w, http.StatusUnauthorized, "auth", err)
 		return
