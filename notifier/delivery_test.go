@@ -2,6 +2,7 @@ package notifier_test
 
 import (
 	"context"
+	"fmt"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
@@ -495,5 +496,27 @@ func TestDeadPeerDropped(t *testing.T) {
 	id := b.insertAppointment(t, 1)
 	if f := alive.next(t); f.rowID(t) != id {
 		t.Fatalf("got %s", f.raw)
+	}
+}
+
+// TestForgedNotify: a database user who NOTIFYs a well-formed payload claiming the
+// next id, another account's row and their own account gains nothing: events come
+// from the log only, so the forgery is neither delivered nor able to hide the real
+// event that takes that id.
+func TestForgedNotify(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	one, two := b.dial(t, 1, nil), b.dial(t, 2, nil)
+	a1 := b.insertAppointment(t, 1)
+	f := one.next(t)
+	if f.rowID(t) != a1 {
+		t.Fatalf("got %s", f.raw)
+	}
+	forged := fmt.Sprintf(`{"id":%d,"event":"appointments.created","row":%d,"account":2}`, f.ID+1, a1)
+	b.exec(t, `SELECT pg_notify('notifier', $1)`, forged)
+	a2 := b.insertAppointment(t, 2) // takes the id the forgery claimed
+	g := two.next(t)
+	if g.rowID(t) != a2 || g.ID != f.ID+1 {
+		t.Fatalf("account 2 got %s, want its own appointment %d as event %d", g.raw, a2, f.ID+1)
 	}
 }

@@ -17,11 +17,11 @@
 //
 // # Invariants
 //
-// Entries leave in strictly increasing id order, each id once. NOTIFY carries the
-// entry itself; ids are drawn at COMMIT under a lock held until the commit is visible,
-// so NOTIFYs arrive in id order and a payload whose id is cursor+1 is delivered as is.
-// A larger id means a gap (a rolled-back id, or a notification missed): the log is read
-// from the cursor, which returns every committed id below it. NOTIFY is only ever a
-// shortcut: an idle check reads the log every IdleCheck, so a lost notification delays
-// an event by at most that long.
+// Entries leave in strictly increasing id order, each id once, and only ever come from
+// the log: a NOTIFY payload is a wake-up whose id says whether the log is worth reading
+// (id > cursor), never an event by itself. So a notification forged by hand (any
+// database user can NOTIFY) costs at most one read and cannot inject, reroute or hide
+// an event. Ids are drawn at COMMIT under a lock held until the commit is visible, so
+// reading "id > cursor" never skips a row that commits later. An idle check reads the
+// log every IdleCheck, so a lost notification delays an event by at most that long.
 package listen

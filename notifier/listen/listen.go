@@ -127,13 +127,22 @@ func (l *Listener) session(ctx context.Context) (connected bool, err error) {
 	l.cfg.ReadyFunc(true)
 
 	for {
+		// However many notifications arrived, one log read covers them all.
+		wanted := l.cursor
 		for i, p := range pending {
-			if err := l.notified(ctx, conn, p); err != nil {
-				return true, err
+			id, ok := payloadID(p)
+			if !ok {
+				l.logger.WarnContext(ctx, "foreign notification skipped", "channel", Channel, "payload_bytes", len(p))
 			}
+			wanted = max(wanted, id)
 			pending[i] = ""
 		}
 		pending = pending[:0]
+		if wanted > l.cursor {
+			if err := l.catchUp(ctx, conn); err != nil {
+				return true, err
+			}
+		}
 
 		waitCtx, cancel := context.WithTimeout(ctx, l.cfg.IdleCheck)
 		err := conn.PgConn().WaitForNotification(waitCtx)
@@ -150,22 +159,6 @@ func (l *Listener) session(ctx context.Context) (connected bool, err error) {
 		default:
 			return true, fmt.Errorf("wait for notification: %w", err)
 		}
-	}
-}
-
-// notified handles one NOTIFY payload.
-func (l *Listener) notified(ctx context.Context, conn *pgx.Conn, payload string) error {
-	id, ok := payloadID(payload)
-	switch {
-	case !ok:
-		l.logger.WarnContext(ctx, "foreign notification skipped", "channel", Channel, "payload_bytes", len(payload))
-		return nil
-	case id <= l.cursor:
-		return nil // already read from the log
-	case id == l.cursor+1:
-		return l.emit(ctx, eventlog.Entry{ID: id, Payload: []byte(payload)})
-	default:
-		return l.catchUp(ctx, conn)
 	}
 }
 
