@@ -25,6 +25,7 @@ type Config struct {
 	Events   []string `mapstructure:"events"` // allowlist of event names sent to clients
 	Hub      Hub      `mapstructure:"hub"`
 	WS       WS       `mapstructure:"ws"`
+	SocketIO SocketIO `mapstructure:"socketio"`
 	Log      Log      `mapstructure:"log"`
 	Logging  Logging  `mapstructure:"logging"`
 
@@ -79,6 +80,16 @@ type WS struct {
 	MaxClientMessages int           `mapstructure:"max_client_messages"`
 }
 
+// SocketIO configures the Engine.IO / Socket.IO endpoint at /socket.io/.
+type SocketIO struct {
+	PingInterval time.Duration `mapstructure:"ping_interval"`
+	PingTimeout  time.Duration `mapstructure:"ping_timeout"`
+	MaxPayload   int           `mapstructure:"max_payload"`
+	// RecoverySecret keys the connection-state-recovery ids; instances behind one
+	// load balancer need the same. Default: the HS256 secret (a random one otherwise).
+	RecoverySecret string `mapstructure:"recovery_secret"`
+}
+
 // Log configures the event log's retention.
 type Log struct {
 	Retention     time.Duration `mapstructure:"retention"`
@@ -122,6 +133,10 @@ var defaults = map[string]any{
 	"ws.write_wait":                    10 * time.Second,
 	"ws.read_limit":                    int64(4096),
 	"ws.max_client_messages":           10,
+	"socketio.ping_interval":           25 * time.Second,
+	"socketio.ping_timeout":            20 * time.Second,
+	"socketio.max_payload":             1000000,
+	"socketio.recovery_secret":         "",
 	"log.retention":                    24 * time.Hour,
 	"log.prune_interval":               time.Minute,
 	"logging.level":                    "info",
@@ -246,6 +261,12 @@ func (c *Config) validateCommon() error {
 		return invalid("http.max_connections_per_account", "must not be negative (0 is unlimited)")
 	case (c.HTTP.TLSCert == "") != (c.HTTP.TLSKey == ""):
 		return invalid("http.tls_cert", "http.tls_cert and http.tls_key go together")
+	case c.SocketIO.PingInterval <= 0:
+		return invalid("socketio.ping_interval", "must be positive")
+	case c.SocketIO.PingTimeout <= 0:
+		return invalid("socketio.ping_timeout", "must be positive")
+	case c.SocketIO.MaxPayload < 1024:
+		return invalid("socketio.max_payload", "must be at least 1024 bytes, got %d", c.SocketIO.MaxPayload)
 	case c.WS.MaxClientMessages < 1:
 		return invalid("ws.max_client_messages", "must be at least 1, got %d", c.WS.MaxClientMessages)
 	case c.Auth.Algorithm != auth.AlgHS256 && c.Auth.Algorithm != auth.AlgRS256 && c.Auth.Algorithm != auth.AlgES256:

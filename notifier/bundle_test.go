@@ -46,6 +46,15 @@ type testBundle struct {
 	base   string // http://127.0.0.1:port
 	cancel context.CancelFunc
 	done   chan error
+	mutate func(*config.Config)
+}
+
+// restart stops the notifier and starts a new one on the same address and database,
+// as a deploy or a crash-and-restart would.
+func (b *testBundle) restart(t *testing.T) {
+	t.Helper()
+	b.stop(t)
+	b.start(t, b.mutate)
 }
 
 type setupOpts struct {
@@ -92,7 +101,11 @@ func (b *testBundle) start(t *testing.T, mutate func(*config.Config)) {
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr := "127.0.0.1:0"
+	if b.base != "" { // a restart keeps the address clients reconnect to
+		addr = b.base[len("http://"):]
+	}
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,6 +124,7 @@ func (b *testBundle) start(t *testing.T, mutate func(*config.Config)) {
 		t.Fatal("notifier not ready in time")
 	}
 	b.base = "http://" + ln.Addr().String()
+	b.mutate = mutate
 	t.Cleanup(func() { b.stop(t) })
 }
 

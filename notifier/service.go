@@ -25,6 +25,7 @@ import (
 	"github.com/pgnotifier/notifier/notifier/eventlog"
 	"github.com/pgnotifier/notifier/notifier/hub"
 	"github.com/pgnotifier/notifier/notifier/listen"
+	"github.com/pgnotifier/notifier/notifier/socketio"
 	"github.com/pgnotifier/notifier/notifier/web"
 	"github.com/pgnotifier/notifier/notifier/ws"
 )
@@ -178,8 +179,18 @@ func (s *Service) Run(ctx context.Context) error {
 		Logger:            s.logger,
 		Metrics:           s.metrics,
 	}, s.hub, s.verifier)
+	sioHandler := socketio.New(socketio.Config{
+		Events:         s.cfg.EventSet,
+		PingInterval:   s.cfg.SocketIO.PingInterval,
+		PingTimeout:    s.cfg.SocketIO.PingTimeout,
+		MaxPayload:     s.cfg.SocketIO.MaxPayload,
+		WriteWait:      s.cfg.WS.WriteWait,
+		AllowedOrigins: s.cfg.HTTP.AllowedOrigins,
+		RecoverySecret: s.recoverySecret(),
+		Logger:         s.logger,
+	}, s.hub, s.verifier)
 	srv := &http.Server{
-		Handler:           s.routes(wsHandler),
+		Handler:           s.routes(wsHandler, sioHandler),
 		ReadHeaderTimeout: s.cfg.HTTP.HandshakeTimeout,
 		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
 	}
@@ -213,7 +224,7 @@ func (s *Service) Run(ctx context.Context) error {
 	})
 	g.Go(func() error {
 		<-gctx.Done()
-		s.shutdown(srv, wsHandler)
+		s.shutdown(srv, wsHandler, sioHandler)
 		return nil
 	})
 	err = g.Wait()
@@ -267,9 +278,10 @@ func (s *Service) setReady(ready bool) {
 	}
 }
 
-func (s *Service) routes(wsHandler http.Handler) http.Handler {
+func (s *Service) routes(wsHandler, sioHandler http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /ws", wsHandler)
+	mux.Handle(socketio.Path, sioHandler)
 	dashboard := web.Handler()
 	mux.Handle("GET /{$}", dashboard)
 	mux.Handle("GET "+web.AssetPrefix, dashboard)
@@ -292,7 +304,7 @@ func (s *Service) routes(wsHandler http.Handler) http.Handler {
 
 // shutdown stops accepting, ends every subscription (connections close with 1001) and
 // waits for them, all within http.shutdown_timeout.
-func (s *Service) shutdown(srv *http.Server, wsHandler *ws.Handler) {
+func (s *Service) shutdown(srv *http.Server, wsHandler *ws.Handler, sioHandler *socketio.Handler) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.HTTP.ShutdownTimeout)
 	defer cancel()
 	s.setReady(false)
@@ -300,9 +312,11 @@ func (s *Service) shutdown(srv *http.Server, wsHandler *ws.Handler) {
 		s.logger.Warn("http shutdown", "error", err)
 	}
 	s.hub.Close()
+	sioHandler.Close()
 	done := make(chan struct{})
 	go func() {
 		wsHandler.Wait()
+		sioHandler.Wait()
 		close(done)
 	}()
 	select {
@@ -310,6 +324,19 @@ func (s *Service) shutdown(srv *http.Server, wsHandler *ws.Handler) {
 	case <-ctx.Done():
 		s.logger.Warn("connections still open at shutdown deadline", "timeout", s.cfg.HTTP.ShutdownTimeout)
 	}
+}
+
+// recoverySecret keys Socket.IO recovery ids: socketio.recovery_secret, else the HS256
+// secret (shared by every instance already), else a random key and a warning.
+func (s *Service) recoverySecret() []byte {
+	switch {
+	case s.cfg.SocketIO.RecoverySecret != "":
+		return []byte(s.cfg.SocketIO.RecoverySecret)
+	case s.cfg.Auth.Algorithm == auth.AlgHS256:
+		return []byte(s.cfg.Auth.JWTSecret)
+	}
+	s.logger.Warn("socketio.recovery_secret not set: Socket.IO recovery works only within this process")
+	return nil
 }
 
 // pipeline decodes, enriches and publishes entries, a burst at a time.

@@ -285,7 +285,7 @@ func TestRecoveryOnAnotherInstance(t *testing.T) {
 			h2 := hub.New(hub.Config{ReplayPage: 3, ReplayFunc: b.log.replay, BoundsFunc: b.log.bounds}, b.log.head())
 			b.log.attach(h2)
 			hd2 := socketio.New(socketio.Config{Events: decode.AllKinds, RecoverySecret: []byte(tc.secret), Logger: testLogger(t)}, h2, b.verifier)
-			t.Cleanup(func() { hd2.Close(); h2.Close() })
+			t.Cleanup(func() { hd2.Close(); h2.Close(); hd2.Wait() })
 			var next http.Handler = hd2
 			b.handler.Store(&next)
 
@@ -399,4 +399,35 @@ func TestShutdownLetsClientsReconnect(t *testing.T) {
 			b.hd.Wait()
 		})
 	}
+}
+
+// Missed events beyond the hub's ring come from the log, page by page, in order.
+func TestRecoveryFromTheLog(t *testing.T) {
+	t.Parallel()
+	b := setup(t, func(_ *socketio.Config, h *hub.Config) {
+		h.ReplayBuffer = 2
+		h.ReplayPage = 3
+		h.BatchSize = 4
+	})
+	c := sioclient.Start(t, sioclient.Options{
+		URL: b.base, Token: token(t, 1, time.Hour), Events: allEvents,
+		ReconnectionDelay: 50 * time.Millisecond, ReconnectionDelayMax: 100 * time.Millisecond,
+	})
+	first := connectAndUpgrade(t, c, true)
+	expectEvents(t, c, b.log.publish(1, decode.AppointmentCreated, `{"n":0}`))
+	c.CloseEngine()
+	c.WaitDisconnect()
+	var missed []int64
+	for i := range 30 {
+		if i%3 == 0 {
+			b.log.publish(2, decode.AppointmentCreated, `{"other":true}`)
+		}
+		missed = append(missed, b.log.publish(1, decode.Kinds()[i%3], `{"n":`+strconv.Itoa(i+1)+`}`))
+	}
+	again := c.WaitConnect()
+	if !again.Recovered || again.ID != first.ID {
+		t.Fatalf("reconnect = %+v", again)
+	}
+	expectEvents(t, c, missed...)
+	expectEvents(t, c, b.log.publish(1, decode.AppointmentCreated, `{"n":31}`))
 }

@@ -14,11 +14,13 @@
 // A refused token gets CONNECT_ERROR {"message":…,"data":{"code":…}}, which the
 // client does not retry. An accepted one subscribes to the account's room and is
 // acknowledged with a sid and a pid. A CONNECT holding a pid minted for the same
-// account (and, when the client saw an event, its last offset) recovers: the hub
-// replays what the client missed from the log, then the ack repeats the sid and pid,
-// so the client sees socket.recovered === true, on any instance that shares
-// Config.RecoverySecret. An offset the log no longer holds gets a new pid and
-// EventResync instead.
+// account (and, when the client saw an event, its last offset; else the position
+// the pid holds) recovers, on any instance that shares Config.RecoverySecret: the
+// ack repeats the sid and pid, so the client sees socket.recovered === true, and
+// the subscription then delivers what the client missed, from the hub's ring or
+// the event log. (Node sends the missed events before the ack; the client accepts
+// both orders, and acking first lets the replay stream from the log in pages.) An
+// offset the log no longer holds gets a new sid and pid and EventResync instead.
 //
 // A socket ends when its token expires or the hub drops it as a slow consumer
 // (EventDisconnect with the reason, then DISCONNECT: the client does not come back
@@ -35,15 +37,17 @@
 // Each session has one loop goroutine that owns its state and is the only writer
 // of its transports; everything else talks to it over channels. A polling GET
 // hands the loop a reply channel and waits; a POST hands over its body; a WebSocket
-// request's goroutine reads frames and forwards them. A recovering CONNECT runs
-// hub.Subscribe in a connector goroutine whose replay pages the loop takes one at
-// a time, so that the loop keeps answering polls and pings meanwhile. The loop
-// waits for its connectors; Handler.Wait waits for loops, connectors and readers.
+// request's goroutine reads frames and forwards them. A connected socket has a
+// feeder goroutine, the only caller of its subscription's Subscribe and Poll, which
+// may block on the event log: the loop asks it for one batch at a time, when its
+// transport can take one, so that the loop keeps answering polls and pings
+// meanwhile. The loop waits for its feeders; Handler.Wait waits for loops,
+// feeders and readers.
 //
 // Lock order: the package has one mutex, Handler.mu, guarding the session map. It
 // is a leaf: nothing else is locked, no channel operation or hub call happens,
 // while it is held. The hub's own locks (Hub.mu before room.mu) are taken inside
-// hub calls made by loops and connectors, which hold no lock of ours.
+// hub calls made by loops and feeders, which hold no lock of ours.
 //
 // # Invariants
 //
@@ -51,11 +55,12 @@
 //     token's account's events in Config.Events are sent.
 //   - Every EVENT that carries a hub message ends with its offset, and a socket's
 //     events are in log order without gaps or duplicates, across a recovery too
-//     (the hub's Subscribe guarantees it; the loop keeps one ordered queue per
-//     session and moves it, not copies it, across the upgrade).
-//   - Memory per session is bounded: the loop takes from the hub's bounded queue
-//     only when its transport can write (a WebSocket, or a pending GET), one replay
-//     page at a time, so a client that does not read is dropped by the hub
+//     (the subscription's cursor guarantees it; the loop keeps one ordered queue
+//     per session, which the upgrade hands from polling to the WebSocket).
+//   - Memory per session is bounded: the loop asks for a batch (at most the hub's
+//     BatchSize) only when its queue is empty and its transport can write (a
+//     WebSocket, or a pending GET). What a client has not taken stays in the hub's
+//     shared ring, and a client that falls MaxLag behind is ended by the hub
 //     (hub.ErrSlowConsumer) rather than buffered. A packet and a POST are at most
 //     Config.MaxPayload bytes; CONNECT attempts per session are capped.
 //   - Event bytes are the hub's shared Message.Data: a WebSocket frame is written

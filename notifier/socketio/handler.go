@@ -97,7 +97,7 @@ type Handler struct {
 	sessions map[string]*session
 	closed   bool
 
-	wg sync.WaitGroup // session loops, their connectors and WebSocket readers
+	wg sync.WaitGroup // session loops and WebSocket readers (loops wait for their feeders)
 }
 
 // New returns the Socket.IO handler. h supplies the events and v checks tokens.
@@ -408,13 +408,6 @@ func (hd *Handler) remove(s *session) {
 	if hd.sessions[s.id] == s {
 		delete(hd.sessions, s.id)
 	}
-}
-
-// sessionCount returns the number of open sessions.
-func (hd *Handler) sessionCount() int {
-	hd.mu.Lock()
-	defer hd.mu.Unlock()
-	return len(hd.sessions)
 }
 
 // errorCode is the machine-readable code of a refused CONNECT, from the auth error.

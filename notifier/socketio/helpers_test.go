@@ -65,12 +65,13 @@ func (l *memLog) head() int64 {
 func (l *memLog) publish(account int64, kind decode.Kind, data string) int64 {
 	l.mu.Lock()
 	id := int64(len(l.msgs) + 1)
-	m := hub.NewMessage(enrich.Event{ID: id, Kind: kind, AccountID: account, Data: []byte(data)})
-	l.msgs = append(l.msgs, m)
+	ev := enrich.Event{ID: id, Kind: kind, AccountID: account, Data: []byte(data)}
+	l.msgs = append(l.msgs, hub.NewMessage(ev))
 	hubs := append([]*hub.Hub(nil), l.hubs...)
 	l.mu.Unlock()
 	for _, h := range hubs {
-		h.Publish([]*hub.Message{m})
+		// Each instance encodes its own Message: a Message belongs to one hub.
+		h.Publish([]*hub.Message{hub.NewMessage(ev)})
 	}
 	return id
 }
@@ -324,6 +325,22 @@ func (p *pollingSession) packets(n int) []string {
 		}
 	}
 	return out
+}
+
+// gone checks that the session is closed: a GET still pending at the close gets
+// the close packet, then the sid is unknown.
+func (p *pollingSession) gone() {
+	p.t.Helper()
+	r := p.get()
+	if r.status == http.StatusOK {
+		if r.body != "1" {
+			p.t.Fatalf("GET on a closed session = %q", r.body)
+		}
+		r = p.get()
+	}
+	if r.status != http.StatusBadRequest || r.body != `{"code":1,"message":"Session ID unknown"}` {
+		p.t.Fatalf("GET on a closed session = %d %s", r.status, r.body)
+	}
 }
 
 // connect sends CONNECT with the token and returns the ack's payload.

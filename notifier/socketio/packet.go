@@ -224,11 +224,6 @@ func eventArray(data []byte) bool {
 	return false
 }
 
-// appendEIO appends an Engine.IO packet of type typ carrying data.
-func appendEIO(dst []byte, typ byte, data []byte) []byte {
-	return append(append(dst, typ), data...)
-}
-
 // appendSIO appends an Engine.IO message carrying a Socket.IO packet of type typ for
 // namespace nsp ("/" is left implicit) with the JSON payload data.
 func appendSIO(dst []byte, typ byte, nsp string, data []byte) []byte {

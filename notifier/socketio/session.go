@@ -371,6 +371,15 @@ func (s *session) receive(in inbound) {
 		s.close("binary packet", true)
 		return
 	}
+	if in.conn != nil { // one packet per WebSocket frame, never joined
+		p, err := parseEIOPacket(in.payload)
+		if err != nil {
+			s.close(reasonFor(err), true)
+			return
+		}
+		s.packet(p)
+		return
+	}
 	err := eachEIOPacket(in.payload, func(p eioPacket) error {
 		s.packet(p)
 		if s.closing != "" {
@@ -432,10 +441,11 @@ func (s *session) close(reason string, abrupt bool) {
 	if s.closing != "" {
 		return
 	}
+	if !abrupt && s.state != socketConnected {
+		abrupt = true // nothing to tell: a pending GET gets the close packet, as always
+	}
 	if !abrupt {
-		if s.state == socketConnected {
-			s.queueDisconnectEvent(reason)
-		}
+		s.queueDisconnectEvent(reason)
 		s.graceTimer.Reset(closeGrace)
 	}
 	s.closing = reason

@@ -237,7 +237,9 @@ func (s *session) fedBatch(f fed) {
 	}
 	s.wantOut = false
 	for i, m := range f.msgs {
-		s.out = append(s.out, outPacket{msg: m})
+		if s.hd.prefixes[m.Kind] != nil { // always, as the hub filters by Config.Events
+			s.out = append(s.out, outPacket{msg: m})
+		}
 		f.msgs[i] = nil
 	}
 	s.spare = f.msgs[:0]

@@ -49,6 +49,11 @@ func (s *session) poll(w http.ResponseWriter, r *http.Request) {
 // session: whatever the loop hands over now would be lost ("poll connection closed
 // prematurely"); the client recovers it from the log when it reconnects.
 func (s *session) awaitPoll(w http.ResponseWriter, r *http.Request, g *pollRequest) {
+	// The loop answers within a ping interval, or a ping timeout when the client
+	// owes a pong: extend a server-wide WriteTimeout shorter than that for this
+	// request (an error means the writer has no deadline to extend).
+	cfg := s.hd.cfg
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(cfg.PingInterval + cfg.PingTimeout + cfg.WriteWait))
 	var resp pollResponse
 	select {
 	case resp = <-g.resp:
@@ -74,8 +79,8 @@ func (s *session) awaitPoll(w http.ResponseWriter, r *http.Request, g *pollReque
 // post serves a polling POST: packets joined by \x1e, answered with "ok" once the
 // loop has taken them.
 func (s *session) post(w http.ResponseWriter, r *http.Request) {
-	max := s.hd.cfg.MaxPayload
-	if r.ContentLength > int64(max) {
+	limit := s.hd.cfg.MaxPayload
+	if r.ContentLength > int64(limit) {
 		writeError(w, http.StatusRequestEntityTooLarge, codeBadRequest, "payload too large")
 		return
 	}
@@ -85,13 +90,13 @@ func (s *session) post(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.posting.Store(false)
-	body, err := io.ReadAll(io.LimitReader(r.Body, int64(max)+1))
+	body, err := io.ReadAll(io.LimitReader(r.Body, int64(limit)+1))
 	if err != nil {
 		writeError(w, http.StatusBadRequest, codeBadRequest, "")
 		s.kill("transport error")
 		return
 	}
-	if len(body) > max {
+	if len(body) > limit {
 		writeError(w, http.StatusRequestEntityTooLarge, codeBadRequest, "payload too large")
 		return
 	}
