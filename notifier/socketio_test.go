@@ -94,7 +94,10 @@ func TestSocketIOBadToken(t *testing.T) {
 func TestSocketIORecovery(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	c := b.sio(t, 1, func(o *sioclient.Options) { o.Transports = []string{"websocket"}; o.ReconnectionDelay = 100 * time.Millisecond })
+	c := b.sio(t, 1, func(o *sioclient.Options) {
+		o.Transports = []string{"websocket"}
+		o.ReconnectionDelay = 100 * time.Millisecond
+	})
 	c.WaitConnect()
 	first := b.insertAppointment(t, 1)
 	if e := c.WaitEvent(); eventRow(t, e)["id"] != float64(first) {
