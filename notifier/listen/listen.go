@@ -200,8 +200,13 @@ func payloadID(p string) (int64, bool) {
 		return 0, false
 	}
 	end := strings.IndexByte(rest, ',')
-	if end <= 0 {
+	if end <= 0 || rest[0] == '0' {
 		return 0, false
+	}
+	for _, c := range []byte(rest[:end]) {
+		if c < '0' || c > '9' { // ParseInt would take a sign too
+			return 0, false
+		}
 	}
 	id, err := strconv.ParseInt(rest[:end], 10, 64)
 	if err != nil || id <= 0 {

@@ -20,6 +20,8 @@ func TestPayloadID(t *testing.T) {
 		{`{"id":,"event":"x"}`, 0, false},
 		{`{"id":12}`, 0, false},
 		{`{"id": 1,"event":"x"}`, 0, false},
+		{`{"id":01,"event":"x"}`, 0, false},
+		{`{"id":+1,"event":"x"}`, 0, false},
 		{`{"event":"x","id":1}`, 0, false},
 		{`hello`, 0, false},
 		{``, 0, false},
