@@ -13,8 +13,9 @@ help: ## list targets
 
 test: npm lint unit fuzz ## everything CI runs: lint, race tests, short fuzzing
 
-npm: ## install the pinned socket.io-client used by tests
+npm: ## install the pinned socket.io-client and playwright-core used by tests
 	@if [ -f testdata/sioclient/package-lock.json ]; then npm ci --prefix testdata/sioclient --no-audit --no-fund --loglevel=error; fi
+	@if [ -f testdata/browser/package-lock.json ]; then npm ci --prefix testdata/browser --no-audit --no-fund --loglevel=error; fi
 
 lint: ## gofmt, go vet, staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

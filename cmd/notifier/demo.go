@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -17,6 +18,7 @@ import (
 	"github.com/pgnotifier/notifier/internal/auth"
 	"github.com/pgnotifier/notifier/internal/clinicdb"
 	"github.com/pgnotifier/notifier/internal/pgcluster"
+	"github.com/pgnotifier/notifier/internal/simulate"
 	"github.com/pgnotifier/notifier/notifier"
 )
 
@@ -26,12 +28,14 @@ func newDemo() *cobra.Command {
 		Short: "Run everything on a throwaway PostgreSQL: clinic schema, seed data, triggers, the service",
 		Long: "demo starts a throwaway PostgreSQL (unless --database-url or NOTIFIER_DATABASE_URL\n" +
 			"names one), creates the reference clinic schema and seed data where missing, installs\n" +
-			"the triggers, serves on :8080 and prints a token for account 1. Ctrl-C stops it and\n" +
-			"removes the throwaway database.",
+			"the triggers, serves on :8080 and prints a token for account 1 and the dashboard's URL.\n" +
+			"A simulated clinic writes appointments, check-ins and doctors for accounts 1 and 2\n" +
+			"(--rate). Ctrl-C stops it and removes the throwaway database.",
 		Args: usageArgs(cobra.NoArgs),
 		RunE: runDemo,
 	}
 	cmd.Flags().String("http-addr", "", "listen address (default :8080)")
+	cmd.Flags().Float64("rate", 1, "simulated clinic changes per second (0 turns the simulator off)")
 	return cmd
 }
 
@@ -40,6 +44,10 @@ func runDemo(cmd *cobra.Command, _ []string) error {
 	cfg, err := load(cmd)
 	if err != nil {
 		return err
+	}
+	rate, _ := cmd.Flags().GetFloat64("rate")
+	if !(rate >= 0 && rate <= simulate.MaxRate) {
+		return fmt.Errorf("%w: --rate must be from 0 to %d changes per second", errUsage, simulate.MaxRate)
 	}
 	if !cmd.Flags().Changed("log-format") && os.Getenv("NOTIFIER_LOGGING_FORMAT") == "" {
 		cfg.Logging.Format = "text"
@@ -90,11 +98,14 @@ func runDemo(cmd *cobra.Command, _ []string) error {
 	go func() { errc <- svc.Run(ctx) }()
 	select {
 	case <-svc.Started():
-		printDemo(out, ln.Addr(), token, cfg.Database.URL)
+		printDemo(out, ln.Addr(), token, cfg.Database.URL, rate)
 	case err := <-errc:
 		return err
 	}
-	return <-errc
+	stopSimulator := startSimulator(ctx, cfg.Database.URL, rate, logger)
+	err = <-errc
+	stopSimulator()
+	return err
 }
 
 // prepareDemo creates the clinic schema and seed where missing and installs the triggers.
@@ -114,26 +125,36 @@ func prepareDemo(ctx context.Context, url string, out io.Writer) error {
 	return nil
 }
 
-func printDemo(out io.Writer, addr net.Addr, token, dbURL string) {
+func printDemo(out io.Writer, addr net.Addr, token, dbURL string, rate float64) {
 	host := addr.String()
 	if tcp, ok := addr.(*net.TCPAddr); ok && (tcp.IP.IsUnspecified() || tcp.IP == nil) {
 		host = fmt.Sprintf("localhost:%d", tcp.Port)
 	}
+	simulated := "off (--rate 0)"
+	if rate > 0 {
+		simulated = fmt.Sprintf("about %s changes/s for accounts 1 and 2 (--rate)", strconv.FormatFloat(rate, 'f', -1, 64))
+	}
 	fmt.Fprintf(out, `
 notifier is live on http://%[1]s
+
+open the live dashboard (account 1):
+  http://%[1]s/?token=%[2]s
 
 token for account 1 (valid 12h):
   %[2]s
 
-connect a dashboard:
-  plain WebSocket:  ws://%[1]s/ws?access_token=%[2]s
+connect a dashboard of your own:
+  plain WebSocket:  ws://%[1]s/ws?access_token=<token>
   Socket.IO:        io("http://%[1]s", { auth: { token } })
+  terminal:         notifier watch --url ws://%[1]s/ws --token <token>
 
-make a change and watch it arrive:
+simulated clinic: %[4]s
+
+make a change yourself and watch it arrive:
   psql '%[3]s' -c "INSERT INTO appointments (date, \"startTime\", \"endTime\", \"doctorId\", \"patientId\", \"statusId\", \"accountId\") VALUES (now(), '09:00', '09:15', 1, 1, 1, 1)"
 
 Ctrl-C stops the demo.
-`, host, token, redactURL(dbURL))
+`, host, token, redactURL(dbURL), simulated)
 }
 
 // redactURL hides a password in a connection URL.

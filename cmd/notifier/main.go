@@ -3,7 +3,9 @@
 //	notifier serve                  run the service
 //	notifier migrate up|down|status install, remove or inspect the triggers and event log
 //	notifier token --account N      print a token for testing
-//	notifier demo                   a throwaway Postgres, the clinic schema, the service
+//	notifier demo                   a throwaway Postgres, the clinic schema, the service,
+//	                                a simulated clinic and the dashboard at /
+//	notifier watch --token T        print a running notifier's events in the terminal
 //
 // Exit status: 0 on success, 1 on a runtime failure, 2 on bad configuration or usage.
 package main

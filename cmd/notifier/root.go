@@ -40,7 +40,7 @@ func newRoot() *cobra.Command {
 	pf.String("jwt-secret", "", "HS256 secret for dashboard tokens (NOTIFIER_AUTH_JWT_SECRET)")
 	pf.String("log-level", "", "debug, info, warn or error (NOTIFIER_LOGGING_LEVEL)")
 	pf.String("log-format", "", "json or text (NOTIFIER_LOGGING_FORMAT)")
-	root.AddCommand(newServe(), newMigrate(), newToken(), newDemo())
+	root.AddCommand(newServe(), newMigrate(), newToken(), newDemo(), newWatch())
 	return root
 }
 

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pgnotifier/notifier/internal/auth"
+	"github.com/pgnotifier/notifier/internal/watch"
+)
+
+// watchTokenTTL is the lifetime of the tokens watch mints with --account.
+const watchTokenTTL = time.Hour
+
+func newWatch() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "watch [--url ws://localhost:8080/ws] (--token T | --account N)",
+		Short: "Follow a running notifier like a dashboard and print each event",
+		Long: "watch connects to a running notifier's /ws as a dashboard does and prints one line\n" +
+			"per event (time, event, id, summary), or each frame's JSON with --json. After a\n" +
+			"drop it reconnects with backoff and resumes after the last event it printed.\n" +
+			"The token is --token, or one minted for --account with auth.jwt_secret (which\n" +
+			"also replaces a token that expires). Events go to stdout, notices to stderr.",
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return fmt.Errorf("%w: watch takes no arguments, got %q", errUsage, args)
+			}
+			return nil
+		},
+		RunE: runWatch,
+	}
+	f := cmd.Flags()
+	f.String("url", "ws://localhost:8080/ws", "the notifier's /ws URL (http:// and https:// are turned into ws:// and wss://)")
+	f.String("token", "", "dashboard token (JWT) to connect with")
+	f.Int64("account", 0, "mint tokens for this account with auth.jwt_secret (NOTIFIER_AUTH_JWT_SECRET or --jwt-secret)")
+	f.Int64("since", 0, "resume after this event id")
+	f.String("events", "", "only these events, comma-separated (default: all the server allows)")
+	f.Bool("json", false, "print each event's JSON frame instead of a summary line")
+	return cmd
+}
+
+func runWatch(cmd *cobra.Command, _ []string) error {
+	flags := cmd.Flags()
+	rawURL, _ := flags.GetString("url")
+	token, _ := flags.GetString("token")
+	account, _ := flags.GetInt64("account")
+	since, _ := flags.GetInt64("since")
+	events, _ := flags.GetString("events")
+	asJSON, _ := flags.GetBool("json")
+	switch {
+	case account < 0:
+		return fmt.Errorf("%w: --account must be a positive account id", errUsage)
+	case since < 0:
+		return fmt.Errorf("%w: --since must be a non-negative event id", errUsage)
+	case token == "" && account == 0:
+		return fmt.Errorf("%w: watch needs --token, or --account with auth.jwt_secret to mint one", errUsage)
+	}
+	wsURL, err := watchURL(rawURL, events)
+	if err != nil {
+		return err
+	}
+	cfg, err := load(cmd)
+	if err != nil {
+		return err
+	}
+	var mint func() (string, error)
+	if account > 0 {
+		if err := cfg.RequireSecret(); err != nil {
+			if token == "" {
+				return err
+			}
+		} else {
+			secret, claim := []byte(cfg.Auth.JWTSecret), cfg.Auth.AccountClaim
+			mint = func() (string, error) { return auth.Mint(secret, claim, account, watchTokenTTL, time.Now()) }
+		}
+	}
+	err = watch.Run(cmd.Context(), watch.Config{
+		URL:       wsURL,
+		Token:     token,
+		TokenFunc: mint,
+		Since:     since,
+		JSON:      asJSON,
+		Out:       cmd.OutOrStdout(),
+		Status:    cmd.ErrOrStderr(),
+	})
+	if errors.Is(err, watch.ErrTokenExpired) {
+		return fmt.Errorf("%w (pass a fresh --token, or --account with auth.jwt_secret to mint one)", err)
+	}
+	return err
+}
+
+// watchURL checks --url, turns http(s) into ws(s) and adds --events.
+func watchURL(raw, events string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "", fmt.Errorf("%w: --url %q is not a URL like ws://localhost:8080/ws", errUsage, raw)
+	}
+	switch u.Scheme {
+	case "ws", "wss":
+	case "http":
+		u.Scheme = "ws"
+	case "https":
+		u.Scheme = "wss"
+	default:
+		return "", fmt.Errorf("%w: --url %q: want ws://, wss://, http:// or https://", errUsage, raw)
+	}
+	if events = strings.TrimSpace(events); events != "" {
+		q := u.Query()
+		q.Set("events", events)
+		u.RawQuery = q.Encode()
+	}
+	return u.String(), nil
+}
