@@ -2,9 +2,11 @@
 SHELL := /bin/bash
 GO ?= go
 STATICCHECK_VERSION := v0.8.2
-FUZZTIME ?= 10s
+FUZZTIME ?= 8s
 # package:FuzzTarget pairs run by `make fuzz`.
-FUZZ_TARGETS := ./notifier/decode:FuzzPayload ./notifier/listen:FuzzPayloadID ./internal/auth:FuzzVerify
+FUZZ_TARGETS := ./notifier/decode:FuzzPayload ./notifier/listen:FuzzPayloadID ./notifier/ws:FuzzParseQuery \
+	./notifier/socketio:FuzzParseEIOPayload ./notifier/socketio:FuzzParseSIOPacket ./notifier/socketio:FuzzVerifyPID \
+	./internal/auth:FuzzVerify ./internal/auth:FuzzJWKS
 
 .PHONY: help test check unit fuzz lint bench npm build
 

@@ -172,10 +172,10 @@ func ParseQuery(since, events string, allowed decode.Set) (int64, decode.Set, er
 		}
 		want, err := decode.ParseSet(names)
 		if err != nil {
-			return 0, 0, fmt.Errorf("events: %w", err)
+			return 0, 0, fmt.Errorf("events: unknown event in %q", truncate(events))
 		}
 		if want&^allowed != 0 {
-			return 0, 0, fmt.Errorf("events: not allowed by this server: %s", names)
+			return 0, 0, fmt.Errorf("events: not allowed by this server: %q", truncate(events))
 		}
 		set = want
 	}
