@@ -483,7 +483,7 @@ BEGIN IF NEW.notes = 'fail' THEN RAISE EXCEPTION 'late failure'; END IF; RETURN 
 func TestDeadPeerDropped(t *testing.T) {
 	t.Parallel()
 	b := setup(t, func(o *setupOpts) {
-		o.mutate = func(c *configT) { c.WS.PingInterval, c.WS.PongWait = 50*time.Millisecond, 200*time.Millisecond }
+		o.mutate = func(c *configT) { c.WS.PingInterval, c.WS.PongWait = 200*time.Millisecond, 2*time.Second }
 	})
 	alive := b.dial(t, 1, nil)
 	u := "ws" + b.base[len("http"):] + "/ws?access_token=" + url.QueryEscape(token(t, 1, time.Hour))
