@@ -8,7 +8,20 @@ SELECT * FROM (VALUES
     (4, 'Finalizado', '#6c757d'),
     (5, 'Cancelado', '#dc3545')) AS v(id, name, color)
 WHERE NOT EXISTS (SELECT 1 FROM statuses);
-SELECT setval(pg_get_serial_sequence('statuses', 'id'), greatest((SELECT max(id) FROM statuses), 1));
+-- Move the sequence past the explicit ids above, only if it is behind them.
+DO $$
+DECLARE
+    seq  text := pg_get_serial_sequence('statuses', 'id');
+    top  int;
+    last bigint;
+BEGIN
+    SELECT max(id) INTO top FROM statuses;
+    EXECUTE format('SELECT last_value FROM %s', seq) INTO last;
+    IF top > last THEN
+        PERFORM setval(seq, top);
+    END IF;
+END
+$$;
 
 INSERT INTO contacts (phone, email)
 SELECT * FROM (VALUES

@@ -117,7 +117,14 @@ func newMigrate() *cobra.Command {
 			}
 			out := cmd.OutOrStdout()
 			if args[0] == "sql" {
-				for _, m := range migrations {
+				down, _ := cmd.Flags().GetBool("down")
+				for i := range migrations {
+					m := migrations[i]
+					if down {
+						m = migrations[len(migrations)-1-i]
+						fmt.Fprintf(out, "-- %04d_%s.down.sql\n%s\n", m.Version, m.Name, m.Down)
+						continue
+					}
 					fmt.Fprintf(out, "-- %04d_%s.up.sql\n%s\n", m.Version, m.Name, m.Up)
 				}
 				return nil
@@ -139,6 +146,7 @@ func newMigrate() *cobra.Command {
 			return runMigrate(ctx, conn, args[0], migrations, out)
 		},
 	}
+	cmd.Flags().Bool("down", false, "with sql: print the down files, newest first")
 	return cmd
 }
 

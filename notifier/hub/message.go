@@ -8,7 +8,8 @@ import (
 	"github.com/pgnotifier/notifier/notifier/enrich"
 )
 
-// Message is an event encoded once for every connection of its account.
+// Message is an event encoded once for every connection of its account. A Message
+// belongs to one Hub: Publish stamps it.
 type Message struct {
 	ID        int64
 	Kind      decode.Kind
