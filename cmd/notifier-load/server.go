@@ -1,0 +1,227 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// readyTimeout bounds how long a started notifier may take to answer /readyz with 200.
+const readyTimeout = 20 * time.Second
+
+// stopTimeout bounds a notifier's graceful shutdown after SIGTERM; then it is killed.
+const stopTimeout = 20 * time.Second
+
+// server is a running `notifier serve`.
+type server struct {
+	addr    string // 127.0.0.1:port
+	pid     int
+	logPath string
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	waitErr error // valid once exited is closed
+	http    *http.Client
+}
+
+// startServer runs `notifier serve` on a free loopback port against dbURL and waits
+// until /readyz answers 200.
+func (e *env) startServer(ctx context.Context, name, dbURL string) (*server, error) {
+	var lastErr error
+	for attempt := 1; attempt <= 3; attempt++ {
+		s, err := e.tryStartServer(ctx, fmt.Sprintf("%s-%d", name, attempt), dbURL)
+		if err == nil {
+			return s, nil
+		}
+		lastErr = err
+		if !strings.Contains(err.Error(), "address already in use") {
+			break
+		}
+	}
+	return nil, lastErr
+}
+
+func (e *env) tryStartServer(ctx context.Context, name, dbURL string) (*server, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	s := &server{
+		addr:    fmt.Sprintf("127.0.0.1:%d", port),
+		logPath: filepath.Join(e.tmp, "notifier-"+name+".log"),
+		exited:  make(chan struct{}),
+		http:    &http.Client{Timeout: 5 * time.Second},
+	}
+	logFile, err := os.Create(s.logPath)
+	if err != nil {
+		return nil, err
+	}
+	defer logFile.Close() // the child has its own descriptor
+	s.cmd = exec.Command(e.bin, "serve")
+	s.cmd.Env = e.notifierEnv(dbURL, "NOTIFIER_HTTP_ADDR="+s.addr)
+	s.cmd.Stdout, s.cmd.Stderr = logFile, logFile
+	// If the tool dies, the notifier goes with it.
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := s.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start notifier serve: %w", err)
+	}
+	s.pid = s.cmd.Process.Pid
+	go func() {
+		s.waitErr = s.cmd.Wait()
+		close(s.exited)
+	}()
+
+	deadline := time.Now().Add(readyTimeout)
+	for {
+		if _, err := s.readyz(ctx); err == nil {
+			return s, nil
+		}
+		select {
+		case <-s.exited:
+			return nil, fmt.Errorf("notifier serve exited: %v: %s", s.waitErr, s.logTail())
+		case <-ctx.Done():
+			s.kill()
+			return nil, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			s.kill()
+			return nil, fmt.Errorf("%w within %s: %s", errNotReady, readyTimeout, s.logTail())
+		}
+	}
+}
+
+// readyState is the body of a 200 /readyz.
+type readyState struct {
+	Head        int64 `json:"head"`
+	Subscribers int64 `json:"subscribers"`
+}
+
+// readyz asks /readyz; an error unless it answers 200.
+func (s *server) readyz(ctx context.Context) (readyState, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.addr+"/readyz", nil)
+	if err != nil {
+		return readyState{}, err
+	}
+	resp, err := s.http.Do(req)
+	if err != nil {
+		return readyState{}, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return readyState{}, fmt.Errorf("readyz: %s", resp.Status)
+	}
+	var st readyState
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		return readyState{}, fmt.Errorf("readyz: %w", err)
+	}
+	return st, nil
+}
+
+// awaitSubscribers waits until /readyz reports n subscribers, so that a scenario
+// starts only once every client's subscription is in place.
+func (s *server) awaitSubscribers(ctx context.Context, n int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	var last readyState
+	for {
+		st, err := s.readyz(ctx)
+		if err == nil {
+			if last = st; st.Subscribers == int64(n) {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("notifier reports %d subscribers after %s, want %d", last.Subscribers, timeout, n)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// goroutines reads go_goroutines from /metrics, when the notifier exposes it.
+func (s *server) goroutines(ctx context.Context) (int, bool) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.addr+"/metrics", nil)
+	if err != nil {
+		return 0, false
+	}
+	resp, err := s.http.Do(req)
+	if err != nil {
+		return 0, false
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, false
+	}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "go_goroutines "); ok {
+			n, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return int(n), err == nil
+		}
+	}
+	return 0, false
+}
+
+// stop sends SIGTERM and waits for a graceful exit (killing it after stopTimeout).
+func (s *server) stop() error {
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.exited:
+		if s.waitErr != nil {
+			return fmt.Errorf("notifier serve: %w: %s", s.waitErr, s.logTail())
+		}
+		return nil
+	case <-time.After(stopTimeout):
+		s.kill()
+		return fmt.Errorf("notifier serve did not stop within %s of SIGTERM; killed", stopTimeout)
+	}
+}
+
+func (s *server) kill() {
+	_ = s.cmd.Process.Kill()
+	<-s.exited
+}
+
+// cpu returns the notifier's CPU time so far.
+func (s *server) cpu() (time.Duration, error) { return procCPU(s.pid, false) }
+
+// status returns the notifier's memory and threads.
+func (s *server) status() (procStatus, error) { return readProcStatus(s.pid) }
+
+// logTail returns the last lines of the notifier's log, for error messages.
+func (s *server) logTail() string {
+	b, _ := os.ReadFile(s.logPath)
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) > 5 {
+		lines = lines[len(lines)-5:]
+	}
+	return strings.Join(lines, " | ")
+}
+
+// freePort asks the kernel for a free loopback port. Another process may take it
+// before the notifier binds it; startServer then retries.
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("pick a port: %w", err)
+	}
+	defer ln.Close()
+	addr, ok := ln.Addr().(*net.TCPAddr)
+	if !ok {
+		return 0, errors.New("pick a port: not a TCP address")
+	}
+	return addr.Port, nil
+}
