@@ -68,6 +68,7 @@ type Auth struct {
 type Hub struct {
 	RoomPrefix   string        `mapstructure:"room_prefix"`
 	ReplayBuffer int           `mapstructure:"replay_buffer"`
+	ReplayCache  int           `mapstructure:"replay_cache"`
 	MaxLag       time.Duration `mapstructure:"max_lag"`
 }
 
@@ -128,6 +129,7 @@ var defaults = map[string]any{
 	"hub.room_prefix":                  "orders.account.",
 	"hub.max_lag":                      30 * time.Second,
 	"hub.replay_buffer":                1024,
+	"hub.replay_cache":                 8192,
 	"ws.ping_interval":                 25 * time.Second,
 	"ws.pong_wait":                     60 * time.Second,
 	"ws.write_wait":                    10 * time.Second,
@@ -287,6 +289,8 @@ func (c *Config) validateCommon() error {
 		return invalid("auth.account_claim", "must not be empty")
 	case c.Hub.MaxLag < time.Second:
 		return invalid("hub.max_lag", "must be at least 1s, got %s", c.Hub.MaxLag)
+	case c.Hub.ReplayCache < 0:
+		return invalid("hub.replay_cache", "must not be negative (0 disables it), got %d", c.Hub.ReplayCache)
 	case c.Hub.ReplayBuffer < 1:
 		return invalid("hub.replay_buffer", "must be at least 1, got %d", c.Hub.ReplayBuffer)
 	case c.WS.PingInterval <= 0:

@@ -98,11 +98,15 @@ func TestTokenExpiryCloses(t *testing.T) {
 // events, with no duplicate and no gap; from the room's buffer and from the log.
 func TestSinceResume(t *testing.T) {
 	t.Parallel()
-	for _, buffer := range []int{1024, 2} { // 2: most of the missed events come from the log
-		t.Run("replay_buffer="+strconv.Itoa(buffer), func(t *testing.T) {
+	for _, tc := range []struct{ buffer, cache int }{
+		{1024, 8192}, // from the room's ring
+		{2, 8192},    // most from the log, encoded messages reused from the recent cache
+		{2, 0},       // most from the log, enriched again
+	} {
+		t.Run(fmt.Sprintf("replay_buffer=%d,replay_cache=%d", tc.buffer, tc.cache), func(t *testing.T) {
 			t.Parallel()
 			b := setup(t, func(o *setupOpts) {
-				o.mutate = func(c *configT) { c.Hub.ReplayBuffer = buffer }
+				o.mutate = func(c *configT) { c.Hub.ReplayBuffer, c.Hub.ReplayCache = tc.buffer, tc.cache }
 			})
 			c := b.dial(t, 1, nil)
 			keep := b.dial(t, 1, nil) // keeps the room alive while c is away

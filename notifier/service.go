@@ -58,6 +58,7 @@ type Service struct {
 	hub      *hub.Hub
 	pool     *pgxpool.Pool
 	enricher *enrich.Enricher
+	recent   *recent
 }
 
 // New checks cfg and prepares a Service. ln, when not nil, is used instead of
@@ -141,6 +142,7 @@ func (s *Service) Run(ctx context.Context) error {
 	defer pool.Close()
 	s.pool = pool
 	s.enricher = enrich.New(pool, s.logger)
+	s.recent = newRecent(s.cfg.Hub.ReplayCache)
 
 	bounds, err := eventlog.ReadBounds(ctx, pool)
 	if err != nil {
@@ -365,6 +367,7 @@ func (s *Service) pipeline(ctx context.Context, in <-chan eventlog.Entry) error 
 		if err != nil {
 			return err
 		}
+		s.recent.add(msgs)
 		s.hub.Publish(msgs)
 		changes = changes[:0]
 	}
@@ -416,7 +419,8 @@ func (s *Service) messages(ctx context.Context, changes []decode.Change, retry b
 	}
 }
 
-// replay implements hub.ReplayFunc from the log.
+// replay implements hub.ReplayFunc from the log. Events still in the recent cache are
+// not enriched again.
 func (s *Service) replay(ctx context.Context, account, after, through int64, limit int) ([]*hub.Message, int64, error) {
 	entries, err := eventlog.ReadAccount(ctx, s.pool, account, after, through, limit, nil)
 	if err != nil {
@@ -426,16 +430,31 @@ func (s *Service) replay(ctx context.Context, account, after, through int64, lim
 	if len(entries) == limit {
 		next = entries[len(entries)-1].ID
 	}
-	changes := make([]decode.Change, 0, len(entries))
+	msgs := make([]*hub.Message, 0, len(entries))
+	var missing []decode.Change
 	for _, e := range entries {
-		changes = s.appendChange(ctx, changes, e)
+		if m := s.recent.get(e.ID); m != nil {
+			msgs = append(msgs, m)
+			continue
+		}
+		n := len(missing)
+		if missing = s.appendChange(ctx, missing, e); len(missing) > n {
+			msgs = append(msgs, nil) // filled in below, in order
+		}
 	}
-	if len(changes) == 0 {
-		return nil, next, nil
+	if len(missing) == 0 {
+		return msgs, next, nil
 	}
-	msgs, err := s.messages(ctx, changes, false)
+	enriched, err := s.messages(ctx, missing, false)
 	if err != nil {
 		return nil, 0, err
+	}
+	s.recent.add(enriched)
+	for i, j := 0, 0; i < len(msgs); i++ {
+		if msgs[i] == nil {
+			msgs[i] = enriched[j]
+			j++
+		}
 	}
 	return msgs, next, nil
 }
