@@ -694,10 +694,18 @@ FROM pg_proc p WHERE p.pronamespace = 'notifier'::regnamespace ORDER BY 1`)
 			t.Errorf("trigger function notifier.%s is not SECURITY DEFINER", f.Name)
 		}
 	}
-	for _, name := range []string{"append", "appointment_checkin", "appointment_created", "doctor_created"} {
+	for _, name := range []string{"appointment_checkin", "appointment_created", "doctor_created"} {
 		if !secdef[name] {
 			t.Errorf("notifier.%s is missing or not SECURITY DEFINER (functions: %+v)", name, fns)
 		}
+	}
+	// append runs inside the trigger functions' definer context; nobody else may call it.
+	var publicExec bool
+	if err := b.conn.QueryRow(t.Context(), `SELECT has_function_privilege('public', 'notifier.append(text, bigint, bigint)', 'EXECUTE')`).Scan(&publicExec); err != nil {
+		t.Fatal(err)
+	}
+	if publicExec {
+		t.Error("PUBLIC may execute notifier.append")
 	}
 }
 
