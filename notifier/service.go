@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -85,6 +86,7 @@ func New(cfg config.Config, logger *slog.Logger, ln net.Listener) (*Service, err
 		}
 		return 0
 	})
+	m.GaugeFunc("go_goroutines", "Goroutines that currently exist.", func() float64 { return float64(runtime.NumGoroutine()) })
 	s.reconnects = m.Counter("notifier_listener_disconnects_total", "Times the LISTEN connection was lost.")
 	s.partial = m.Counter("notifier_events_partial_total", "Events sent partial: row gone or enrichment refused.")
 	s.skipped = m.Counter("notifier_log_entries_skipped_total", "Log entries that could not be decoded.")
