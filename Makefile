@@ -1,6 +1,9 @@
 # Targets for developers and CI; `make help` lists them. .ci/run calls `make test`.
 SHELL := /bin/bash
 GO ?= go
+# The toolchain go.mod names (security fixes over the machine's Go); the go command
+# fetches it from the module proxy once.
+export GOTOOLCHAIN := go1.26.10
 STATICCHECK_VERSION := v0.8.2
 FUZZTIME ?= 8s
 # package:FuzzTarget pairs run by `make fuzz`.
@@ -8,12 +11,12 @@ FUZZ_TARGETS := ./notifier/decode:FuzzPayload ./notifier/listen:FuzzPayloadID ./
 	./notifier/socketio:FuzzParseEIOPayload ./notifier/socketio:FuzzParseSIOPacket ./notifier/socketio:FuzzVerifyPID \
 	./internal/auth:FuzzVerify ./internal/auth:FuzzJWKS
 
-.PHONY: help test check unit fuzz lint bench npm build
+.PHONY: help test check unit fuzz lint vuln bench npm build
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
 
-test: npm lint unit fuzz ## everything CI runs: lint, race tests, short fuzzing
+test: npm lint vuln unit fuzz ## everything CI runs: lint, govulncheck, race tests, short fuzzing
 
 npm: ## install the pinned socket.io-client and playwright-core used by tests
 	@if [ -f testdata/sioclient/package-lock.json ]; then npm ci --prefix testdata/sioclient --no-audit --no-fund --loglevel=error; fi
@@ -23,6 +26,9 @@ lint: ## gofmt, go vet, staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+
+vuln: ## govulncheck ./... against a database built from golang.org/x/vulndb
+	bash .ci/govulncheck
 
 unit: ## go test -race ./...
 	$(GO) test -race -count=1 -timeout 15m ./...
