@@ -5,7 +5,7 @@
 //	  -> decode   (entry -> Change)
 //	  -> enrich   (Changes -> Events, a few queries per burst)
 //	  -> hub      (Event -> Message encoded once; one room per account)
-//	  -> ws / socketio (one bounded queue and one writer per connection)
+//	  -> ws / socketio (a cursor into the room and one writer per connection)
 //
 // # Lifecycle
 //

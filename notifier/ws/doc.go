@@ -4,17 +4,18 @@
 // # Lifecycle
 //
 // The handler authenticates the handshake (Authorization: Bearer, or ?access_token),
-// parses ?since and ?events, upgrades, subscribes to the account's room (replaying
-// what the client missed), then runs a read pump and a write pump until the client
-// goes, the token expires (close 4001), the client is too slow (close 4008), or the
-// server shuts down (close 1001).
+// parses ?since and ?events, checks the origin, subscribes to the account's room (a
+// connection limit or a database error is still an HTTP answer then), upgrades, and
+// runs a read pump and a write pump until the client goes, the token expires (close
+// 4001), the client is too slow (close 4008), floods (1008) or the server shuts down
+// (close 1001).
 //
 // # Concurrency
 //
 // Two goroutines per connection: the handler's own one writes (every write, pings and
 // the close frame included, so gorilla's one-writer rule holds); a reader discards
-// client messages so that pongs and close frames are seen. The hub never waits for
-// either: it drops the subscription when its queue is full.
+// client messages so that pongs and close frames are seen. The writer polls the
+// subscription's cursor and waits on its wake channel; the hub never waits for it.
 //
 // # Invariants
 //
