@@ -2,6 +2,7 @@ package notifier_test
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -134,5 +135,23 @@ func TestSocketIORecovery(t *testing.T) {
 		if eventRow(t, e)["id"] != float64(want) {
 			t.Fatalf("got %s, want appointment %d", e, want)
 		}
+	}
+}
+
+// TestSocketIOConnectionLimit: past http.max_connections_per_account a Socket.IO
+// client gets connect_error "too many connections for this account", not a dead socket.
+func TestSocketIOConnectionLimit(t *testing.T) {
+	t.Parallel()
+	b := setup(t, func(o *setupOpts) { o.mutate = func(c *configT) { c.HTTP.MaxConnectionsPerAccount = 1 } })
+	first := b.sio(t, 1, nil)
+	first.WaitConnect()
+	second := b.sio(t, 1, nil)
+	ce := second.WaitConnectError()
+	if ce.Message != "too many connections for this account" || !strings.Contains(string(ce.Data), "account_connection_limit") {
+		t.Fatalf("connect_error = %+v", ce)
+	}
+	id := b.insertAppointment(t, 1)
+	if e := first.WaitEvent(); eventRow(t, e)["id"] != float64(id) {
+		t.Fatalf("first client got %s", e)
 	}
 }

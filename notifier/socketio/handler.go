@@ -419,6 +419,14 @@ func errorCode(err error) string {
 		return "token_expired"
 	case errors.Is(err, auth.ErrTokenNotYetValid):
 		return "token_not_yet_valid"
+	case errors.Is(err, auth.ErrKeysUnavailable):
+		return "keys_unavailable" // ours to fix: the client may retry later
+	case errors.Is(err, auth.ErrUnknownKey):
+		return "unknown_key"
+	case errors.Is(err, hub.ErrConnectionLimit):
+		return "connection_limit"
+	case errors.Is(err, hub.ErrAccountConnectionLimit):
+		return "account_connection_limit"
 	default:
 		return "invalid_token"
 	}

@@ -256,6 +256,13 @@ func (s *session) subscribeFailed(err error) {
 		s.close(ReasonShutdown, false)
 		return
 	}
+	if errors.Is(err, hub.ErrConnectionLimit) || errors.Is(err, hub.ErrAccountConnectionLimit) {
+		// A refusal the client can read in connect_error, like a bad token.
+		s.logger.Warn("connect refused", "reason", err.Error())
+		b, _ := json.Marshal(connectError{Message: err.Error(), Data: connectErrorData{Code: errorCode(err)}})
+		s.queue(appendSIO(nil, sioConnectError, "/", b))
+		return
+	}
 	s.logger.Error("subscribe", "error", err)
 	s.close("subscribe failed", true)
 }
