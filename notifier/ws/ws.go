@@ -277,19 +277,13 @@ func (c *connection) serve(ctx context.Context, sub *hub.Subscription, resync bo
 	defer c.ws.Close()
 	cfg := c.hd.cfg
 
-	readDone := make(chan struct{})
-	go c.readPump(readDone)
 	// Detach from the request: http.Server.Shutdown does not track hijacked
-	// connections, the hub ends them (ErrShutdown) instead.
+	// connections, the hub ends them (ErrShutdown) instead. The read pump cancels
+	// ctx when the peer goes, which stops a log replay in progress.
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
-	go func() {
-		select {
-		case <-readDone:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
+	readDone := make(chan struct{})
+	go c.readPump(readDone, cancel)
 
 	c.logger.Debug("connected", "room", c.hd.hub.Room(c.claims.AccountID), "cursor", sub.Cursor())
 	if resync {
@@ -370,9 +364,10 @@ func (c *connection) awaitClose(readDone <-chan struct{}) {
 }
 
 // readPump reads and discards client messages so that control frames are processed;
-// it ends when the connection does.
-func (c *connection) readPump(done chan<- struct{}) {
+// it ends when the connection does, closing done and cancelling the writer's context.
+func (c *connection) readPump(done chan<- struct{}, cancel context.CancelFunc) {
 	defer close(done)
+	defer cancel()
 	cfg := c.hd.cfg
 	c.ws.SetReadLimit(cfg.ReadLimit)
 	_ = c.ws.SetReadDeadline(time.Now().Add(cfg.PongWait))
