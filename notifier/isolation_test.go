@@ -75,7 +75,7 @@ func TestIsolationUnderLoad(t *testing.T) {
 // served meanwhile.
 func TestSlowHandshakes(t *testing.T) {
 	t.Parallel()
-	b := setup(t, func(o *setupOpts) { o.mutate = func(c *configT) { c.HTTP.HandshakeTimeout = 300 * time.Millisecond } })
+	b := setup(t, func(o *setupOpts) { o.mutate = func(c *configT) { c.HTTP.HandshakeTimeout = time.Second } })
 	addr := b.base[len("http://"):]
 	const n = 200
 	conns := make([]net.Conn, 0, n)
