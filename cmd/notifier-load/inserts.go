@@ -131,19 +131,11 @@ func runInserts(ctx context.Context, e *env) (*insertsResult, error) {
 // insertServed is insertLoop with the notifier running on the database and one
 // dashboard of account 1 reading every event.
 func insertServed(ctx context.Context, e *env, dbURL string) (insertRun, error) {
-	srv, err := e.startServer(ctx, "inserts", dbURL)
+	srv, token, err := e.serveAccount1(ctx, "inserts", dbURL)
 	if err != nil {
 		return insertRun{}, err
 	}
-	defer func() {
-		if err := srv.stop(); err != nil {
-			e.progress("%v", err)
-		}
-	}()
-	token, err := e.token(ctx, 1)
-	if err != nil {
-		return insertRun{}, err
-	}
+	defer e.stopServer(srv)
 	conn, err := dial(ctx, srv.addr, token)
 	if err != nil {
 		return insertRun{}, err

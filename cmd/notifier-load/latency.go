@@ -63,19 +63,11 @@ func runLatency(ctx context.Context, e *env) (*latencyResult, error) {
 	if res.Rows, err = appointmentCount(ctx, e.dbURL); err != nil {
 		return nil, err
 	}
-	srv, err := e.startServer(ctx, "latency", e.dbURL)
+	srv, token, err := e.serveAccount1(ctx, "latency", e.dbURL)
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		if err := srv.stop(); err != nil {
-			e.progress("%v", err)
-		}
-	}()
-	token, err := e.token(ctx, 1)
-	if err != nil {
-		return nil, err
-	}
+	defer e.stopServer(srv)
 
 	// The baseline: a raw LISTEN consumer on the triggers' channel.
 	bare, err := pgx.Connect(ctx, e.dbURL)

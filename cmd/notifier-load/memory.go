@@ -39,11 +39,7 @@ func runMemory(ctx context.Context, e *env) (*memoryResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		if err := srv.stop(); err != nil {
-			e.progress("%v", err)
-		}
-	}()
+	defer e.stopServer(srv)
 	tokens := make([]string, accounts)
 	for i := range tokens {
 		if tokens[i], err = e.token(ctx, int64(i+1)); err != nil {

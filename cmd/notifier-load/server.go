@@ -225,3 +225,26 @@ func freePort() (int, error) {
 	}
 	return addr.Port, nil
 }
+
+// stopServer stops srv, reporting a failure to stop as progress: the figures are
+// already taken.
+func (e *env) stopServer(srv *server) {
+	if err := srv.stop(); err != nil {
+		e.progress("%v", err)
+	}
+}
+
+// serveAccount1 starts a notifier for one scenario and mints a token for account 1.
+// Stop it with stopServer.
+func (e *env) serveAccount1(ctx context.Context, name, dbURL string) (*server, string, error) {
+	srv, err := e.startServer(ctx, name, dbURL)
+	if err != nil {
+		return nil, "", err
+	}
+	token, err := e.token(ctx, 1)
+	if err != nil {
+		e.stopServer(srv)
+		return nil, "", err
+	}
+	return srv, token, nil
+}

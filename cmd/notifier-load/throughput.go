@@ -57,19 +57,11 @@ func runThroughput(ctx context.Context, e *env) (*throughputResult, error) {
 	if res.Rows, err = appointmentCount(ctx, e.dbURL); err != nil {
 		return nil, err
 	}
-	srv, err := e.startServer(ctx, "throughput", e.dbURL)
+	srv, token, err := e.serveAccount1(ctx, "throughput", e.dbURL)
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		if err := srv.stop(); err != nil {
-			e.progress("%v", err)
-		}
-	}()
-	token, err := e.token(ctx, 1)
-	if err != nil {
-		return nil, err
-	}
+	defer e.stopServer(srv)
 	e.progress("throughput: %d events in transactions of %d from %d writers, %d clients", o.floodEvents, o.floodBatch, o.floodWriters, o.floodClients)
 	conns, err := dialMany(ctx, srv.addr, token, o.floodClients, o.dialParallel)
 	if err != nil {

@@ -64,9 +64,6 @@ func New(cfg Config, after int64, out chan<- eventlog.Entry) *Listener {
 	return &Listener{cfg: cfg, logger: logger.With("component", "listen"), cursor: after, out: out}
 }
 
-// Cursor returns the id of the last entry emitted. Only safe once Run has returned.
-func (l *Listener) Cursor() int64 { return l.cursor }
-
 // Run listens until ctx ends, reconnecting on failure; it returns ctx's error.
 func (l *Listener) Run(ctx context.Context) error {
 	delay := l.cfg.BackoffMin
