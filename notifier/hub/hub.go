@@ -22,6 +22,18 @@ var (
 	ErrClosed       = errors.New("subscription closed")
 )
 
+// Errors about the log behind a subscription.
+var (
+	// ErrResync is returned by Poll when the subscription's cursor had to skip events
+	// the log no longer holds (pruned during a replay, or the log was reset): the
+	// subscription stays live; tell the client to reload its lists (notifier.resync)
+	// and poll again.
+	ErrResync = errors.New("resync needed")
+	// ErrPruned is wrapped by a ReplayFunc's error when the log no longer holds part
+	// of the range it was asked for.
+	ErrPruned = errors.New("replay range pruned")
+)
+
 // Errors Subscribe refuses a subscription with when a limit is reached.
 var (
 	ErrConnectionLimit        = errors.New("too many connections")
