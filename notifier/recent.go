@@ -11,6 +11,10 @@ import (
 // slow connection of an account at once) read the log each but share one enrichment
 // and one encoding per event.
 //
+// Partial messages are not kept: a replay enriches them again. A lookup names the
+// account it replays for, and a message of another account is never returned, whatever
+// the log's ids did.
+//
 // Safe for concurrent use: the pipeline adds, connection writers replaying look up.
 type recent struct {
 	mu   sync.Mutex
@@ -30,6 +34,9 @@ func (r *recent) add(msgs []*hub.Message) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, m := range msgs {
+		if m.Partial {
+			continue
+		}
 		if _, ok := r.byID[m.ID]; ok {
 			continue
 		}
@@ -44,8 +51,21 @@ func (r *recent) add(msgs []*hub.Message) {
 	}
 }
 
-func (r *recent) get(id int64) *hub.Message {
+// get returns the message with id for account, or nil.
+func (r *recent) get(id, account int64) *hub.Message {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.byID[id]
+	if m := r.byID[id]; m != nil && m.AccountID == account {
+		return m
+	}
+	return nil
+}
+
+// clear forgets every message, when the log's ids may have been reused.
+func (r *recent) clear() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	clear(r.byID)
+	r.ring = r.ring[:0]
+	r.next = 0
 }

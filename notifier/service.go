@@ -48,8 +48,13 @@ type Service struct {
 	verifier *auth.Verifier
 	ln       net.Listener
 
-	ready   atomic.Bool
-	started chan struct{}
+	ready   atomic.Bool // the listener is connected and caught up
+	// enrichFailing is set while the pipeline retries a burst the database could not
+	// enrich; behind holds the commit time (Unix ns) of the oldest entry the pipeline
+	// holds unpublished, 0 when it holds none. Both feed /readyz.
+	enrichFailing atomic.Bool
+	behind        atomic.Int64
+	started       chan struct{}
 	once    sync.Once
 	metrics *metrics.Registry
 
@@ -86,11 +91,17 @@ func New(cfg config.Config, logger *slog.Logger, ln net.Listener) (*Service, err
 		}
 		return 0
 	})
+	m.GaugeFunc("notifier_enrich_failing", "1 while the pipeline retries a burst the database could not enrich.", func() float64 {
+		if s.enrichFailing.Load() {
+			return 1
+		}
+		return 0
+	})
 	m.GaugeFunc("go_goroutines", "Goroutines that currently exist.", func() float64 { return float64(runtime.NumGoroutine()) })
 	s.reconnects = m.Counter("notifier_listener_disconnects_total", "Times the LISTEN connection was lost.")
-	s.partial = m.Counter("notifier_events_partial_total", "Events sent partial: row gone or enrichment refused.")
+	s.partial = m.Counter("notifier_events_partial_total", "Events sent partial: the database refused that row's enrichment, or the log no longer held it.")
 	s.skipped = m.Counter("notifier_log_entries_skipped_total", "Log entries that could not be decoded.")
-	s.enrichRetries = m.Counter("notifier_enrich_retries_total", "Bursts retried because the database could not be reached.")
+	s.enrichRetries = m.Counter("notifier_enrich_retries_total", "Burst enrichments retried because the database failed as a whole (unreachable, timeout, overloaded).")
 	return s, nil
 }
 
@@ -129,8 +140,23 @@ func (s *Service) Started() <-chan struct{} { return s.started }
 // Addr returns the HTTP address; valid once Started is closed.
 func (s *Service) Addr() net.Addr { return s.ln.Addr() }
 
-// Ready reports whether the listener is connected and caught up.
-func (s *Service) Ready() bool { return s.ready.Load() }
+// Ready reports whether the service is delivering: the listener is connected and caught
+// up, enrichment is not failing, and no entry has waited longer than hub.max_lag.
+func (s *Service) Ready() bool { return s.notReady() == "" }
+
+// notReady says why the service is not delivering, or "" when it is.
+func (s *Service) notReady() string {
+	switch {
+	case !s.ready.Load():
+		return "listener not connected or catching up"
+	case s.enrichFailing.Load():
+		return "enrichment failing, retrying"
+	}
+	if b := s.behind.Load(); b != 0 && time.Since(time.Unix(0, b)) > s.cfg.Hub.MaxLag {
+		return "delivery behind by more than hub.max_lag"
+	}
+	return ""
+}
 
 // Hub returns the hub; valid once Started is closed.
 func (s *Service) Hub() *hub.Hub { return s.hub }
@@ -296,9 +322,9 @@ func (s *Service) routes(wsHandler, sioHandler http.Handler) http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		if !s.Ready() {
+		if why := s.notReady(); why != "" {
 			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = w.Write([]byte(`{"status":"not ready","reason":"listener not connected or catching up"}` + "\n"))
+			_, _ = fmt.Fprintf(w, `{"status":"not ready","reason":%q}`+"\n", why)
 			return
 		}
 		_, _ = fmt.Fprintf(w, `{"status":"ready","head":%d,"subscribers":%d}`+"\n", s.hub.Head(), s.hub.Subscribers())
@@ -349,6 +375,7 @@ func (s *Service) pipeline(ctx context.Context, in <-chan eventlog.Entry) error 
 	for {
 		select {
 		case e := <-in:
+			s.behind.Store(e.Committed.UnixNano())
 			changes = s.appendChange(ctx, changes, e)
 		case <-ctx.Done():
 			return ctx.Err()
@@ -362,16 +389,16 @@ func (s *Service) pipeline(ctx context.Context, in <-chan eventlog.Entry) error 
 				break drain
 			}
 		}
-		if len(changes) == 0 {
-			continue
+		if len(changes) > 0 {
+			msgs, err := s.messages(ctx, changes, true)
+			if err != nil {
+				return err
+			}
+			s.recent.add(msgs)
+			s.hub.Publish(msgs)
+			changes = changes[:0]
 		}
-		msgs, err := s.messages(ctx, changes, true)
-		if err != nil {
-			return err
-		}
-		s.recent.add(msgs)
-		s.hub.Publish(msgs)
-		changes = changes[:0]
+		s.behind.Store(0)
 	}
 }
 
@@ -390,12 +417,16 @@ func (s *Service) appendChange(ctx context.Context, changes []decode.Change, e e
 }
 
 // messages enriches and encodes changes. With retry, a failing database is retried
-// with backoff until ctx ends: a burst is never skipped.
+// with backoff until ctx ends, in order: a burst is never skipped, never sent partial
+// for a failure that is not its rows' own, and /readyz says so meanwhile.
 func (s *Service) messages(ctx context.Context, changes []decode.Change, retry bool) ([]*hub.Message, error) {
 	delay := 100 * time.Millisecond
 	for {
 		events, err := s.enricher.Enrich(ctx, changes)
 		if err == nil {
+			if retry {
+				s.enrichFailing.Store(false)
+			}
 			msgs := make([]*hub.Message, len(events))
 			for i, ev := range events {
 				if ev.Partial {
@@ -408,8 +439,9 @@ func (s *Service) messages(ctx context.Context, changes []decode.Change, retry b
 		if !retry || ctx.Err() != nil {
 			return nil, err
 		}
+		s.enrichFailing.Store(true)
 		s.enrichRetries.Inc()
-		s.logger.ErrorContext(ctx, "enrichment failed, retrying", "error", err, "first_event_id", changes[0].ID, "events", len(changes), "retry_in", delay)
+		s.logger.ErrorContext(ctx, "enrichment failed, retrying", "error", err, "first_event_id", changes[0].ID, "events", len(changes), "retry_in_s", delay.Seconds())
 		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
@@ -425,6 +457,9 @@ func (s *Service) messages(ctx context.Context, changes []decode.Change, retry b
 // not enriched again.
 func (s *Service) replay(ctx context.Context, account, after, through int64, limit int) ([]*hub.Message, int64, error) {
 	entries, err := eventlog.ReadAccount(ctx, s.pool, account, after, through, limit, nil)
+	if errors.Is(err, eventlog.ErrPruned) {
+		return nil, 0, fmt.Errorf("%w: %w", hub.ErrPruned, err)
+	}
 	if err != nil {
 		return nil, 0, err
 	}
@@ -435,7 +470,7 @@ func (s *Service) replay(ctx context.Context, account, after, through int64, lim
 	msgs := make([]*hub.Message, 0, len(entries))
 	var missing []decode.Change
 	for _, e := range entries {
-		if m := s.recent.get(e.ID); m != nil {
+		if m := s.recent.get(e.ID, account); m != nil {
 			msgs = append(msgs, m)
 			continue
 		}

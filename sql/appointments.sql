@@ -1,34 +1,43 @@
--- Enrichment for appointments.created and appointments.checkin: one row per appointment
--- id in $1, its payload as JSON text in the seed contract (000, 001). Timestamps are
--- UTC ISO-8601 with milliseconds (the pool's session TimeZone is UTC, so timestamptz
--- columns render in UTC too); prices drop trailing fractional zeros.
+-- Enrichment for appointments.created and appointments.checkin: one row per event id in
+-- $1, its payload as JSON text in the seed contract (000, 001).
 --
--- Set-based: the first procedure link of every appointment of the burst is found in
--- one pass (DISTINCT ON), never with a subquery per appointment, so a burst costs one
--- scan of appointment_procedures at worst, an index range with the index the README
--- recommends on ("appointmentId", id).
-WITH first_link AS (
-    SELECT DISTINCT ON (ap."appointmentId") ap."appointmentId", ap.id, ap."procedureId"
-    FROM appointment_procedures ap
-    -- A join, not "= ANY($1)": a filter compares every row with every id of the
-    -- burst when the plan is generic; a join hashes them (or walks the index).
-    JOIN unnest($1::bigint[]) AS burst(id) ON burst.id = ap."appointmentId"
-    ORDER BY ap."appointmentId", ap.id
+-- The appointment's own columns come from the log (notifier.events.row_data): they are as
+-- of the event's commit, whatever happened to the row since. Its status is the one it had
+-- then (looked up by that statusId); doctor, patient, contact and procedure are read now,
+-- and only when they belong to the event's account (procedures may also be shared, with no
+-- account): no path returns another clinic's rows.
+--
+-- Timestamps are UTC ISO-8601 with milliseconds (the pool's session TimeZone is UTC;
+-- a timestamp column's JSON has no offset and is taken as UTC, a timestamptz column's
+-- carries its offset); prices drop trailing fractional zeros.
+--
+-- Set-based: the first procedure link of every appointment of the burst is found in one
+-- pass (DISTINCT ON), an index range with the index the README recommends on
+-- ("appointmentId", id).
+WITH ev AS (
+    SELECT e.id, e.account_id, e.row_data AS r
+    FROM notifier.events e
+    WHERE e.id = ANY($1::bigint[]) AND e.row_data IS NOT NULL
+), first_link AS (
+    SELECT DISTINCT ON (ev.id) ev.id AS event_id, ap.id, ap."procedureId"
+    FROM ev
+    JOIN appointment_procedures ap ON ap."appointmentId" = (ev.r ->> 'id')::bigint
+    ORDER BY ev.id, ap.id
 )
-SELECT a.id,
+SELECT ev.id,
        json_build_object(
-           'id', a.id,
-           'date', to_char(a.date, 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-           'startTime', a."startTime",
-           'endTime', a."endTime",
-           'notes', a.notes,
-           'doctorId', a."doctorId",
-           'patientId', a."patientId",
-           'statusId', a."statusId",
-           'accountId', a."accountId",
-           'createdAt', to_char(a."createdAt", 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-           'updatedAt', to_char(a."updatedAt", 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-           'deletedAt', to_char(a."deletedAt", 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+           'id', ev.r -> 'id',
+           'date', to_char((ev.r ->> 'date')::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+           'startTime', ev.r -> 'startTime',
+           'endTime', ev.r -> 'endTime',
+           'notes', ev.r -> 'notes',
+           'doctorId', ev.r -> 'doctorId',
+           'patientId', ev.r -> 'patientId',
+           'statusId', ev.r -> 'statusId',
+           'accountId', ev.r -> 'accountId',
+           'createdAt', to_char((ev.r ->> 'createdAt')::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+           'updatedAt', to_char((ev.r ->> 'updatedAt')::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+           'deletedAt', to_char((ev.r ->> 'deletedAt')::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
            'doctor', CASE WHEN d.id IS NOT NULL THEN json_build_object(
                'id', d.id,
                'name', d.name,
@@ -58,11 +67,11 @@ SELECT a.id,
                    'name', pr.name,
                    'price', trim_scale(pr.price)::text) END) END
        )::text
-FROM appointments a
-LEFT JOIN doctors d ON d.id = a."doctorId"
-LEFT JOIN patients p ON p.id = a."patientId"
+FROM ev
+LEFT JOIN doctors d ON d.id = (ev.r ->> 'doctorId')::bigint AND d."accountId" = ev.account_id
+LEFT JOIN patients p ON p.id = (ev.r ->> 'patientId')::bigint AND p."accountId" = ev.account_id
 LEFT JOIN contacts c ON c.id = p."contactId"
-LEFT JOIN statuses s ON s.id = a."statusId"
-LEFT JOIN first_link fl ON fl."appointmentId" = a.id
+LEFT JOIN statuses s ON s.id = (ev.r ->> 'statusId')::bigint
+LEFT JOIN first_link fl ON fl.event_id = ev.id
 LEFT JOIN procedures pr ON pr.id = fl."procedureId"
-WHERE a.id = ANY($1::bigint[])
+    AND (pr."accountId" = ev.account_id OR pr."accountId" IS NULL)

@@ -1,8 +1,14 @@
--- Enrichment for doctors.created: one row per doctor id in $1, its payload as JSON text
--- in the seed contract (002), doctorProcedures ordered by the link's id, [] when none.
+-- Enrichment for doctors.created: one row per event id in $1, its payload as JSON text in
+-- the seed contract (002). The doctor's own columns come from the log (as of the event's
+-- commit); doctorProcedures are read now, ordered by the link's id, [] when none, with
+-- only the procedures of the event's account (or shared ones, with no account).
 -- Set-based: the links of every doctor of the burst are aggregated in one pass.
-WITH links AS (
-    SELECT dp."doctorId",
+WITH ev AS (
+    SELECT e.id, e.account_id, e.row_data AS r
+    FROM notifier.events e
+    WHERE e.id = ANY($1::bigint[]) AND e.row_data IS NOT NULL
+), links AS (
+    SELECT ev.id AS event_id,
            json_agg(json_build_object(
                'id', dp.id,
                'procedureId', dp."procedureId",
@@ -11,25 +17,25 @@ WITH links AS (
                    'name', pr.name,
                    'price', trim_scale(pr.price)::text) END)
            ORDER BY dp.id) AS procs
-    FROM doctor_procedures dp
-    JOIN unnest($1::bigint[]) AS burst(id) ON burst.id = dp."doctorId"
+    FROM ev
+    JOIN doctor_procedures dp ON dp."doctorId" = (ev.r ->> 'id')::bigint
     LEFT JOIN procedures pr ON pr.id = dp."procedureId"
-    GROUP BY dp."doctorId"
+        AND (pr."accountId" = ev.account_id OR pr."accountId" IS NULL)
+    GROUP BY ev.id
 )
-SELECT d.id,
+SELECT ev.id,
        json_build_object(
-           'id', d.id,
-           'name', d.name,
-           'crm', d.crm,
-           'email', d.email,
-           'phone', d.phone,
-           'isBusy', d."isBusy",
-           'accountId', d."accountId",
-           'createdAt', to_char(d."createdAt", 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-           'updatedAt', to_char(d."updatedAt", 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-           'deletedAt', to_char(d."deletedAt", 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+           'id', ev.r -> 'id',
+           'name', ev.r -> 'name',
+           'crm', ev.r -> 'crm',
+           'email', ev.r -> 'email',
+           'phone', ev.r -> 'phone',
+           'isBusy', ev.r -> 'isBusy',
+           'accountId', ev.r -> 'accountId',
+           'createdAt', to_char((ev.r ->> 'createdAt')::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+           'updatedAt', to_char((ev.r ->> 'updatedAt')::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+           'deletedAt', to_char((ev.r ->> 'deletedAt')::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
            'doctorProcedures', coalesce(l.procs, '[]'::json)
        )::text
-FROM doctors d
-LEFT JOIN links l ON l."doctorId" = d.id
-WHERE d.id = ANY($1::bigint[])
+FROM ev
+LEFT JOIN links l ON l.event_id = ev.id

@@ -17,12 +17,14 @@ var Schema string
 //go:embed seed.sql
 var Seed string
 
-// Appointments selects (id, payload JSON text) for the appointment ids in $1.
+// Appointments selects (event id, payload JSON text) for the appointment event ids in
+// $1: the row as the log recorded it at commit, joined with its account's rows now.
 //
 //go:embed appointments.sql
 var Appointments string
 
-// Doctors selects (id, payload JSON text) for the doctor ids in $1.
+// Doctors selects (event id, payload JSON text) for the doctor event ids in $1, the
+// same way.
 //
 //go:embed doctors.sql
 var Doctors string

@@ -124,6 +124,10 @@ func schemaExists(t *testing.T, q querier, name string) bool {
 }
 
 // notifierTriggers lists the notifier_* triggers on any table.
+// allTriggers are the triggers Up installs.
+var allTriggers = []string{"notifier_appointments_capture", "notifier_doctors_capture", "notifier_events_truncated",
+	"notifier_flush", "notifier_statuses_copy", "notifier_statuses_truncate"}
+
 func notifierTriggers(t *testing.T, q querier) []string {
 	t.Helper()
 	return scan[[]string](t, q, `SELECT coalesce(array_agg(tgname::text ORDER BY tgname), '{}')
@@ -591,8 +595,8 @@ WHERE locktype = 'advisory' AND NOT granted AND database = (SELECT oid FROM pg_d
 	if n := scan[int](t, b.conn, "SELECT count(*) FROM notifier.schema_migrations"); n != len(ms) {
 		t.Errorf("notifier.schema_migrations has %d rows, want %d", n, len(ms))
 	}
-	if trg := notifierTriggers(t, b.conn); len(trg) != 3 {
-		t.Errorf("triggers %v, want 3", trg)
+	if trg := notifierTriggers(t, b.conn); len(trg) != len(allTriggers) {
+		t.Errorf("triggers %v, want %v", trg, allTriggers)
 	}
 }
 
@@ -602,16 +606,16 @@ func TestObjects(t *testing.T) {
 	before := catalog(t, b.conn)
 	b.up(t)
 
-	// Everything Up added lives in schema notifier, but the three triggers (and the
-	// pg_constraint rows PostgreSQL keeps for constraint triggers).
+	// Everything Up added lives in schema notifier, but the triggers on the clinic's
+	// tables (and the pg_constraint rows PostgreSQL keeps for constraint triggers).
 	added := slices.DeleteFunc(catalog(t, b.conn), func(o string) bool { return slices.Contains(before, o) })
 	wantOutside := []string{
-		"constraint/t public.notifier_appointments_checkin on appointments",
-		"constraint/t public.notifier_appointments_created on appointments",
-		"constraint/t public.notifier_doctors_created on doctors",
-		"trigger public.notifier_appointments_checkin on appointments",
-		"trigger public.notifier_appointments_created on appointments",
-		"trigger public.notifier_doctors_created on doctors",
+		"constraint/t public.notifier_appointments_capture on appointments",
+		"constraint/t public.notifier_doctors_capture on doctors",
+		"trigger public.notifier_appointments_capture on appointments",
+		"trigger public.notifier_doctors_capture on doctors",
+		"trigger public.notifier_statuses_copy on statuses",
+		"trigger public.notifier_statuses_truncate on statuses",
 	}
 	var outside []string
 	for _, o := range added {
@@ -622,7 +626,8 @@ func TestObjects(t *testing.T) {
 	if !slices.Equal(outside, wantOutside) {
 		t.Errorf("objects Up added outside schema notifier:\n got %q\nwant %q", outside, wantOutside)
 	}
-	for _, want := range []string{"relation/r notifier.events", "relation/r notifier.log_state", "relation/r notifier.schema_migrations", "relation/S notifier.events_id_seq"} {
+	for _, want := range []string{"relation/r notifier.events", "relation/r notifier.log_state", "relation/r notifier.schema_migrations", "relation/S notifier.events_id_seq",
+		"relation/r notifier.pending", "relation/r notifier.status_names", "relation/r notifier.commit_lock"} {
 		if !slices.Contains(added, want) {
 			t.Errorf("Up did not add %s", want)
 		}
@@ -644,10 +649,16 @@ FROM pg_trigger WHERE tgname LIKE 'notifier%' ORDER BY tgname`)
 		t.Fatal(err)
 	}
 	wantDef := map[string]string{
-		"notifier_appointments_checkin": `AFTER UPDATE OF "statusId" ON public.appointments`,
-		"notifier_appointments_created": "AFTER INSERT ON public.appointments",
-		"notifier_doctors_created":      "AFTER INSERT ON public.doctors",
+		"notifier_appointments_capture": "AFTER INSERT OR DELETE OR UPDATE ON public.appointments",
+		"notifier_doctors_capture":      "AFTER INSERT OR DELETE OR UPDATE ON public.doctors",
+		"notifier_flush":                "AFTER INSERT ON notifier.pending",
+		"notifier_statuses_copy":        "AFTER INSERT OR DELETE OR UPDATE ON public.statuses FOR EACH ROW",
+		"notifier_statuses_truncate":    "AFTER TRUNCATE ON public.statuses FOR EACH STATEMENT",
+		"notifier_events_truncated":     "AFTER TRUNCATE ON notifier.events FOR EACH STATEMENT",
 	}
+	// The triggers that see the app's changes fire at COMMIT; the copy of statuses and
+	// the truncation guard fire with their statement.
+	deferred := map[string]bool{"notifier_appointments_capture": true, "notifier_doctors_capture": true, "notifier_flush": true}
 	if len(trgs) != len(wantDef) {
 		t.Errorf("notifier triggers = %+v, want %d", trgs, len(wantDef))
 	}
@@ -656,7 +667,10 @@ FROM pg_trigger WHERE tgname LIKE 'notifier%' ORDER BY tgname`)
 		if !strings.Contains(tg.Def, wantDef[tg.Name]) {
 			t.Errorf("trigger %s: %s, want %s", tg.Name, tg.Def, wantDef[tg.Name])
 		}
-		if !tg.Deferrable || !tg.InitDeferred || tg.Enabled != "O" {
+		if tg.Enabled != "O" {
+			t.Errorf("trigger %s: enabled %q", tg.Name, tg.Enabled)
+		}
+		if deferred[tg.Name] && (!tg.Deferrable || !tg.InitDeferred) {
 			t.Errorf("trigger %s: deferrable %v, initially deferred %v, enabled %q; want a deferred, enabled constraint trigger",
 				tg.Name, tg.Deferrable, tg.InitDeferred, tg.Enabled)
 		}
@@ -694,18 +708,18 @@ FROM pg_proc p WHERE p.pronamespace = 'notifier'::regnamespace ORDER BY 1`)
 			t.Errorf("trigger function notifier.%s is not SECURITY DEFINER", f.Name)
 		}
 	}
-	for _, name := range []string{"appointment_checkin", "appointment_created", "doctor_created"} {
-		if !secdef[name] {
+	for _, name := range []string{"capture()", "flush()", "copy_status()", "rebase(bigint)", "truncated()"} {
+		if !secdef[name[:strings.Index(name, "(")]] {
 			t.Errorf("notifier.%s is missing or not SECURITY DEFINER (functions: %+v)", name, fns)
 		}
-	}
-	// append runs inside the trigger functions' definer context; nobody else may call it.
-	var publicExec bool
-	if err := b.conn.QueryRow(t.Context(), `SELECT has_function_privilege('public', 'notifier.append(text, bigint, bigint)', 'EXECUTE')`).Scan(&publicExec); err != nil {
-		t.Fatal(err)
-	}
-	if publicExec {
-		t.Error("PUBLIC may execute notifier.append")
+		// Only the owner (and roles the DBA grants) may call them.
+		var publicExec bool
+		if err := b.conn.QueryRow(t.Context(), `SELECT has_function_privilege('public', $1, 'EXECUTE')`, "notifier."+name).Scan(&publicExec); err != nil {
+			t.Fatal(err)
+		}
+		if publicExec {
+			t.Errorf("PUBLIC may execute notifier.%s", name)
+		}
 	}
 }
 
@@ -725,9 +739,11 @@ func TestDown(t *testing.T) {
 	exec(t, b.conn, `INSERT INTO appointment_procedures ("appointmentId", "procedureId") VALUES ($1, 1)`, a1)
 	d := doctor(t, b.conn, 1)
 	exec(t, b.conn, `INSERT INTO doctor_procedures ("doctorId", "procedureId") VALUES ($1, 2)`, d)
-	if n := len(events(t, b.conn)); n != 4 {
-		t.Fatalf("%d events before Down, want 4", n)
+	old := events(t, b.conn)
+	if len(old) != 4 {
+		t.Fatalf("%d events before Down, want 4", len(old))
 	}
+	oldHead := old[len(old)-1].ID
 	data := appData(t, b.conn)
 
 	reverted, err := migrate.Down(ctx, b.conn, ms)
@@ -772,13 +788,16 @@ func TestDown(t *testing.T) {
 		t.Errorf("app data changed by a second Down")
 	}
 
-	// Down removed everything: Up installs again from scratch.
+	// Down removed everything: Up installs again from scratch, and its ids never repeat
+	// the old log's: everything up to the new log's first id is void, so a client of
+	// the old log resumes with resync, never with another log's events.
 	b.up(t)
 	id := appointment(t, b.conn, 1, 1)
 	got := events(t, b.conn)
 	checkEvents(t, slices.Clone(got), event{Event: "appointments.created", Row: id, Account: 1})
-	if len(got) == 1 && got[0].ID != 1 {
-		t.Errorf("first event after reinstall has id %d, want 1 (a fresh log)", got[0].ID)
+	pruned := scan[int64](t, b.conn, "SELECT pruned_through FROM notifier.log_state")
+	if len(got) == 1 && (got[0].ID <= oldHead || pruned < oldHead) {
+		t.Errorf("after reinstall: first id %d, pruned_through %d; want both above the old log's last id %d", got[0].ID, pruned, oldHead)
 	}
 }
 
@@ -1167,14 +1186,17 @@ GRANT SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO %[1]s`, app))
 	exec(t, conn, "SET ROLE "+app)
 	for _, q := range []string{
 		"SELECT count(*) FROM notifier.events",
-		"SELECT notifier.append('doctors.created', 1, 1)",
+		"SELECT notifier.rebase(1)",
 		"INSERT INTO notifier.events (id, event, row_id, account_id) VALUES (-1, 'doctors.created', 1, 1)",
+		"INSERT INTO notifier.pending (seq, tbl, row_id, opens_flush) VALUES (1, 'doctors', 1, true)",
+		"BEGIN; LOCK TABLE notifier.commit_lock; COMMIT",
 	} {
 		_, err := conn.Exec(ctx, q)
 		var pgErr *pgconn.PgError
 		if !errors.As(err, &pgErr) || pgErr.Code != "42501" {
 			t.Errorf("%s as the app: %v, want insufficient_privilege", q, err)
 		}
+		_, _ = conn.Exec(ctx, "ROLLBACK") // after the LOCK's aborted transaction block
 	}
 
 	tx, err := conn.Begin(ctx)
@@ -1183,15 +1205,15 @@ GRANT SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO %[1]s`, app))
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
 	id := appointment(t, tx, 1, 1)
-	exec(t, tx, `UPDATE appointments SET "statusId" = 2 WHERE id = $1`, id)
 	d := doctor(t, tx, 1)
 	if err := tx.Commit(ctx); err != nil {
 		t.Fatalf("commit as the app role: %v", err)
 	}
+	exec(t, conn, `UPDATE appointments SET "statusId" = 2 WHERE id = $1`, id)
 	checkEvents(t, events(t, b.conn),
 		event{Event: "appointments.created", Row: id, Account: 1},
-		event{Event: "appointments.checkin", Row: id, Account: 1},
-		event{Event: "doctors.created", Row: d, Account: 1})
+		event{Event: "doctors.created", Row: d, Account: 1},
+		event{Event: "appointments.checkin", Row: id, Account: 1})
 }
 
 // TestOtherSchema: the clinic tables live in a schema other than public, found via
@@ -1202,8 +1224,8 @@ func TestOtherSchema(t *testing.T) {
 	exec(t, b.conn, "CREATE SCHEMA clinic; SET search_path = clinic")
 	b.clinic(t).up(t)
 	if n := scan[int](t, b.conn, `SELECT count(*) FROM pg_trigger tg JOIN pg_class c ON c.oid = tg.tgrelid
-WHERE tg.tgname LIKE 'notifier%' AND c.relnamespace = 'clinic'::regnamespace`); n != 3 {
-		t.Errorf("%d notifier triggers on clinic.*, want 3", n)
+WHERE tg.tgname LIKE 'notifier%' AND c.relnamespace = 'clinic'::regnamespace`); n != 4 {
+		t.Errorf("%d notifier triggers on clinic.*, want 4", n)
 	}
 	// A same-named statuses table elsewhere must not be consulted.
 	exec(t, b.conn, `SET search_path = public; CREATE TABLE statuses (id int, name text); INSERT INTO statuses VALUES (3, 'Check-in')`)

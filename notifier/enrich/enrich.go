@@ -4,16 +4,19 @@
 // # Concurrency
 //
 // An Enricher is safe for concurrent use; the notifier calls it from one goroutine,
-// once per burst.
+// once per burst, and from replays.
 //
 // # Invariants
 //
 // A burst costs one round trip of at most two queries (appointments, doctors), each
-// `= ANY($1)` over the burst's row ids, whatever its size. Events keep the order and
-// the ids of their Changes. Enrichment reads after COMMIT, so a row's links written in
-// the same transaction are there. A row that is gone (deleted before enrichment), or
-// whose enrichment the database refuses, still yields its event, with what the log
-// knows and Partial set; the rest of the burst is unaffected.
+// `= ANY($1)` over the burst's event ids, whatever its size. Events keep the order and
+// the ids of their Changes. The row's own columns are those the log recorded at its
+// commit (notifier.events.row_data); joined rows are read now and only from the event's
+// account. An error the database raises for some rows only (a data exception, a policy
+// that raises) makes those events Partial, the rest of the burst unaffected; any other
+// failure (connection lost, statement timeout, too many connections, a server starting
+// up, a missing table) is returned, for the caller to retry: a transient failure never
+// makes a partial event.
 package enrich
 
 import (
@@ -38,7 +41,7 @@ type Event struct {
 	Kind      decode.Kind
 	AccountID int64
 	Data      []byte // compact JSON object, the seed contract's payload
-	Partial   bool   // the row was not found; Data holds only id and accountId
+	Partial   bool   // the row could not be enriched; Data holds only id and accountId
 }
 
 // Batcher sends a batch of queries in one round trip; *pgxpool.Pool, *pgx.Conn and pgx.Tx all are.
@@ -61,18 +64,18 @@ func New(db Batcher, logger *slog.Logger) *Enricher {
 	return &Enricher{db: db, logger: logger.With("component", "enrich")}
 }
 
-// Enrich returns one Event per Change, in order. An error means the database could not
-// be reached and nothing of the burst was enriched; the caller retries the burst. When
-// the database answers with an error instead (a statement timeout, a row the query
-// cannot handle), the burst is enriched one change at a time and the changes that still
-// fail become Partial events, each logged once with its event id.
+// Enrich returns one Event per Change, in order. An error means nothing of the burst
+// was enriched and the caller must retry it, with backoff.
+// When the database refuses the burst for a reason that can be a row's own (RowError),
+// the burst is enriched one change at a time and the changes that still fail that way
+// become Partial events, each logged once with its event id.
 func (e *Enricher) Enrich(ctx context.Context, changes []decode.Change) ([]Event, error) {
 	if len(changes) == 0 {
 		return nil, nil
 	}
 	appts, docs, err := e.query(ctx, changes)
 	if err != nil {
-		if !queryFailed(ctx, err) {
+		if ctx.Err() != nil || !RowError(err) {
 			return nil, err
 		}
 		e.logger.WarnContext(ctx, "burst enrichment failed, isolating events", "first_event_id", changes[0].ID, "events", len(changes), "error", err)
@@ -85,11 +88,22 @@ func (e *Enricher) Enrich(ctx context.Context, changes []decode.Change) ([]Event
 	return events, nil
 }
 
-// queryFailed reports whether err came from the server about the query, rather than
-// from a connection that is gone or a context that ended.
-func queryFailed(ctx context.Context, err error) bool {
+// RowError reports whether err is one PostgreSQL raises about the data of particular
+// rows, which enriching the rows one at a time can isolate: a data exception (22), an
+// integrity violation (23), an error raised by a function (P0, 38, 39, 2F) or a row
+// too large to build (54). Everything else (connection, resources, cancellation and
+// timeouts, server state, missing objects or privileges) is about the database as a
+// whole: retry, never partial.
+func RowError(err error) bool {
 	var pgErr *pgconn.PgError
-	return ctx.Err() == nil && errors.As(err, &pgErr)
+	if !errors.As(err, &pgErr) || len(pgErr.Code) != 5 {
+		return false
+	}
+	switch pgErr.Code[:2] {
+	case "22", "23", "P0", "38", "39", "2F", "54":
+		return true
+	}
+	return false
 }
 
 func (e *Enricher) oneByOne(ctx context.Context, changes []decode.Change) ([]Event, error) {
@@ -97,7 +111,7 @@ func (e *Enricher) oneByOne(ctx context.Context, changes []decode.Change) ([]Eve
 	for i, c := range changes {
 		appts, docs, err := e.query(ctx, changes[i:i+1])
 		if err != nil {
-			if !queryFailed(ctx, err) {
+			if ctx.Err() != nil || !RowError(err) {
 				return nil, err
 			}
 			e.logger.ErrorContext(ctx, "enrichment failed for event, sending it partial", "event_id", c.ID, "event", c.Kind.String(), "row_id", c.RowID, "account_id", c.AccountID, "error", err)
@@ -109,30 +123,31 @@ func (e *Enricher) oneByOne(ctx context.Context, changes []decode.Change) ([]Eve
 	return events, nil
 }
 
-// event builds c's Event from the rows read; a missing row makes it Partial.
+// event builds c's Event from the payloads read; an event the log no longer holds with
+// its row (pruned meanwhile, or written before the log recorded rows) is Partial.
 func (e *Enricher) event(ctx context.Context, c decode.Change, appts, docs map[int64][]byte) Event {
 	data := appts
 	if c.Kind.Table() == decode.Doctors {
 		data = docs
 	}
-	ev := Event{ID: c.ID, Kind: c.Kind, AccountID: c.AccountID, Data: data[c.RowID]}
+	ev := Event{ID: c.ID, Kind: c.Kind, AccountID: c.AccountID, Data: data[c.ID]}
 	if ev.Data == nil {
 		ev.Partial = true
 		ev.Data = partial(c)
-		e.logger.WarnContext(ctx, "row not found for event", "event_id", c.ID, "event", c.Kind.String(), "row_id", c.RowID, "account_id", c.AccountID)
+		e.logger.WarnContext(ctx, "event's row not in the log", "event_id", c.ID, "event", c.Kind.String(), "row_id", c.RowID, "account_id", c.AccountID)
 	}
 	return ev
 }
 
 // query runs the enrichment queries for changes in one round trip and returns the
-// payloads by row id.
+// payloads by event id.
 func (e *Enricher) query(ctx context.Context, changes []decode.Change) (appts, docs map[int64][]byte, err error) {
 	var apptIDs, docIDs []int64
 	for _, c := range changes {
 		if c.Kind.Table() == decode.Doctors {
-			docIDs = append(docIDs, c.RowID)
+			docIDs = append(docIDs, c.ID)
 		} else {
-			apptIDs = append(apptIDs, c.RowID)
+			apptIDs = append(apptIDs, c.ID)
 		}
 	}
 	var b pgx.Batch
@@ -160,7 +175,7 @@ func (e *Enricher) query(ctx context.Context, changes []decode.Change) (appts, d
 	return appts, docs, nil
 }
 
-// readRows reads one query's (id, json) rows, compacting PostgreSQL's spaced JSON.
+// readRows reads one query's (event id, json) rows, compacting PostgreSQL's spaced JSON.
 func readRows(res pgx.BatchResults, n int) (map[int64][]byte, error) {
 	rows, err := res.Query()
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pgnotifier/notifier/internal/clinicdb"
@@ -103,13 +104,24 @@ SELECT '2025-01-23', '09:00', '09:15', 1, 1, 1, 1 FROM generate_series(1, 300)`)
 	}
 }
 
-// TestMissingRowIsPartial: a row deleted before enrichment still yields its event,
-// flagged, without failing the rest of the burst.
+// TestMissingRowIsPartial: a row deleted after its commit still yields its event whole,
+// with the row as the log recorded it; an event the log does not hold (pruned) is
+// flagged partial, without failing the rest of the burst.
 func TestMissingRowIsPartial(t *testing.T) {
 	t.Parallel()
 	p, _ := pool(t)
+	var doctor, doctorEvent int64
+	if err := p.QueryRow(t.Context(), `INSERT INTO doctors (name, "accountId") VALUES ('Dr. Gone', 1) RETURNING id`).Scan(&doctor); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.QueryRow(t.Context(), `SELECT id FROM notifier.events WHERE event = 'doctors.created' AND row_id = $1`, doctor).Scan(&doctorEvent); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Exec(t.Context(), `DELETE FROM doctors WHERE id = $1`, doctor); err != nil {
+		t.Fatal(err)
+	}
 	changes := []decode.Change{
-		{ID: 10, Kind: decode.DoctorCreated, RowID: 1, AccountID: 1},
+		{ID: doctorEvent, Kind: decode.DoctorCreated, RowID: doctor, AccountID: 1},
 		{ID: 11, Kind: decode.AppointmentCreated, RowID: 999999, AccountID: 1},
 		{ID: 12, Kind: decode.DoctorCreated, RowID: 888888, AccountID: 2},
 	}
@@ -117,14 +129,150 @@ func TestMissingRowIsPartial(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if events[0].Partial || !strings.Contains(string(events[0].Data), `"Dr. Victor"`) {
-		t.Errorf("event 0 = %+v", events[0])
+	if events[0].Partial || !strings.Contains(string(events[0].Data), `"Dr. Gone"`) {
+		t.Errorf("event 0 = %+v %s", events[0], events[0].Data)
 	}
 	if !events[1].Partial || string(events[1].Data) != `{"id":999999,"accountId":1}` {
 		t.Errorf("event 1 = %+v %s", events[1], events[1].Data)
 	}
-	if !events[2].Partial || string(events[2].Data) != `{"id":888888,"accountId":2}` {
+	if !events[2].Partial {
 		t.Errorf("event 2 = %+v %s", events[2], events[2].Data)
+	}
+}
+
+// logChanges returns the log's events named event as Changes, in id order.
+func logChanges(t testing.TB, p *pgxpool.Pool, event string) []decode.Change {
+	t.Helper()
+	rows, err := p.Query(t.Context(), `SELECT id, row_id, account_id FROM notifier.events WHERE event = $1 ORDER BY id`, event)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kind, _ := decode.ParseKind(event)
+	changes, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (decode.Change, error) {
+		c := decode.Change{Kind: kind}
+		return c, r.Scan(&c.ID, &c.RowID, &c.AccountID)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return changes
+}
+
+// TestNeverAnotherAccount: an appointment that moves to another account, with a doctor
+// and patient of that account, is still enriched for its event as it committed: the
+// first account's doctor and patient, never the second's. A row that pointed at
+// another account's doctor and patient at commit gets neither.
+func TestNeverAnotherAccount(t *testing.T) {
+	t.Parallel()
+	p, _ := pool(t)
+	ctx := t.Context()
+	var appt int64
+	// Seed: doctors 1-2 and patients 1-3 belong to account 1, doctor 3 and patients 4-5 to account 2.
+	if err := p.QueryRow(ctx, `INSERT INTO appointments (date, "startTime", "endTime", notes, "doctorId", "patientId", "statusId", "accountId")
+VALUES ('2025-01-23', '09:00', '09:15', 'as committed', 1, 1, 1, 1) RETURNING id`).Scan(&appt); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Exec(ctx, `INSERT INTO appointments (date, "startTime", "endTime", notes, "doctorId", "patientId", "statusId", "accountId")
+VALUES ('2025-01-23', '09:00', '09:15', 'crossed', 3, 4, 1, 1)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Exec(ctx, `UPDATE appointments SET "accountId" = 2, "doctorId" = 3, "patientId" = 4, notes = 'moved' WHERE id = $1`, appt); err != nil {
+		t.Fatal(err)
+	}
+	changes := logChanges(t, p, "appointments.created")
+	events, err := enrich.New(p, nil).Enrich(ctx, changes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(events) != 2 {
+		t.Fatalf("%d events, want 2", len(events))
+	}
+	var moved, crossed struct {
+		AccountID int64
+		Notes     string
+		Doctor    *struct{ ID, AccountID int64 }
+		Patient   *struct {
+			ID, AccountID int64
+			Contact       *struct{ Email string }
+		}
+	}
+	if err := json.Unmarshal(events[0].Data, &moved); err != nil {
+		t.Fatal(err)
+	}
+	if moved.AccountID != 1 || moved.Notes != "as committed" || moved.Doctor == nil || moved.Doctor.AccountID != 1 || moved.Patient == nil || moved.Patient.AccountID != 1 {
+		t.Errorf("moved row's event = %s, want the row as committed in account 1 with account 1's doctor and patient", events[0].Data)
+	}
+	if err := json.Unmarshal(events[1].Data, &crossed); err != nil {
+		t.Fatal(err)
+	}
+	if crossed.Doctor != nil || crossed.Patient != nil || strings.Contains(string(events[1].Data), "@") {
+		t.Errorf("row pointing at account 2's doctor and patient = %s, want neither", events[1].Data)
+	}
+}
+
+// TestTransientErrorsAreNotPartial: a statement timeout behind a lock (DDL, VACUUM
+// FULL) fails the burst for the caller to retry; it never makes partial events, and
+// once the lock is gone the same burst enriches whole.
+func TestTransientErrorsAreNotPartial(t *testing.T) {
+	t.Parallel()
+	cfg, err := pgxpool.ParseConfig(pgtest.Database(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ConnConfig.RuntimeParams["statement_timeout"] = "200"
+	p, err := pgxpool.NewWithConfig(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ctx := t.Context()
+	if _, err := p.Exec(ctx, `INSERT INTO appointments (date, "startTime", "endTime", "doctorId", "patientId", "statusId", "accountId") VALUES ('2025-01-23', '09:00', '09:15', 1, 1, 1, 1)`); err != nil {
+		t.Fatal(err)
+	}
+	changes := logChanges(t, p, "appointments.created")
+	locker, err := pgx.Connect(ctx, cfg.ConnConfig.ConnString())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer locker.Close(context.Background())
+	tx, err := locker.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `SET LOCAL statement_timeout = 0; LOCK TABLE contacts IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	events, err := enrich.New(p, nil).Enrich(ctx, changes)
+	if err == nil {
+		t.Fatalf("Enrich behind a lock succeeded: %+v", events)
+	}
+	if enrich.RowError(err) {
+		t.Fatalf("a statement timeout counted as a row's own error: %v", err)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	events, err = enrich.New(p, nil).Enrich(ctx, changes)
+	if err != nil || len(events) != 1 || events[0].Partial {
+		t.Fatalf("after the lock: %+v, %v", events, err)
+	}
+}
+
+// TestRowError classifies SQLSTATEs: a row's own data or a function it reaches may be
+// isolated; the database's state never.
+func TestRowError(t *testing.T) {
+	t.Parallel()
+	for code, want := range map[string]bool{
+		"22012": true, "23505": true, "P0001": true, "38001": true, "54000": true,
+		"57014": false, "53300": false, "57P03": false, "08006": false, "40P01": false,
+		"42P01": false, "42501": false, "XX000": false,
+	} {
+		if got := enrich.RowError(&pgconn.PgError{Code: code}); got != want {
+			t.Errorf("RowError(%s) = %v, want %v", code, got, want)
+		}
+	}
+	if enrich.RowError(context.DeadlineExceeded) {
+		t.Error("a context error counted as a row's own error")
 	}
 }
 
@@ -158,10 +306,7 @@ func BenchmarkEnrich(b *testing.B) {
 SELECT '2025-01-23', '09:00', '09:15', 1, 1, 1, 1 FROM generate_series(1, 100)`); err != nil {
 		b.Fatal(err)
 	}
-	changes := make([]decode.Change, 100)
-	for i := range changes {
-		changes[i] = decode.Change{ID: int64(i + 1), Kind: decode.AppointmentCreated, RowID: int64(i + 1), AccountID: 1}
-	}
+	changes := logChanges(b, p, "appointments.created")
 	e := enrich.New(p, nil)
 	b.ReportAllocs()
 	for b.Loop() {

@@ -15,6 +15,7 @@ type Message struct {
 	Kind      decode.Kind
 	AccountID int64
 	Data      []byte // the event's payload object
+	Partial   bool   // Data holds only what the log knows (enrich.Event.Partial)
 	Frame     []byte // {"id":N,"event":"name","data":{...}}: one /ws text frame
 
 	published time.Time // when Publish took it; zero for messages replayed from the log
@@ -35,5 +36,5 @@ func NewMessage(ev enrich.Event) *Message {
 	f = append(f, `"data":`...)
 	f = append(f, ev.Data...)
 	f = append(f, '}')
-	return &Message{ID: ev.ID, Kind: ev.Kind, AccountID: ev.AccountID, Data: ev.Data, Frame: f}
+	return &Message{ID: ev.ID, Kind: ev.Kind, AccountID: ev.AccountID, Data: ev.Data, Partial: ev.Partial, Frame: f}
 }
