@@ -48,15 +48,15 @@ type Service struct {
 	verifier *auth.Verifier
 	ln       net.Listener
 
-	ready   atomic.Bool // the listener is connected and caught up
+	ready atomic.Bool // the listener is connected and caught up
 	// enrichFailing is set while the pipeline retries a burst the database could not
 	// enrich; behind holds the commit time (Unix ns) of the oldest entry the pipeline
 	// holds unpublished, 0 when it holds none. Both feed /readyz.
 	enrichFailing atomic.Bool
 	behind        atomic.Int64
 	started       chan struct{}
-	once    sync.Once
-	metrics *metrics.Registry
+	once          sync.Once
+	metrics       *metrics.Registry
 
 	reconnects, partial, skipped, enrichRetries *metrics.Counter
 
