@@ -18,6 +18,16 @@ import (
 // Channel is the NOTIFY channel the triggers write to (notifier.append).
 const Channel = "notifier"
 
+// foreignLogEvery is the least time between two warnings about foreign notifications:
+// any role that can connect can NOTIFY, so a line for each would let it flood the log.
+const foreignLogEvery = 10 * time.Second
+
+// Messages of log lines that tests match.
+const (
+	foreignMsg  = "foreign notification skipped"
+	divergedMsg = "event log went back: the last entry emitted is gone"
+)
+
 // Config configures a Listener.
 type Config struct {
 	ConnConfig *pgx.ConnConfig // copied for every connection
@@ -29,6 +39,21 @@ type Config struct {
 	// ReadyFunc, when set, is called with true once caught up after each connect, and
 	// with false when the connection is lost.
 	ReadyFunc func(ready bool)
+	// OnDiverged, when set, is called on a reconnect that finds the log no longer holds
+	// the last entry emitted (eventlog.Holds): the log went back (committed transactions
+	// lost to a crash with asynchronous commit, a failover to an asynchronous standby, a
+	// restore), and ids at or below cursor may now name other events. It must rebase the
+	// log so that new ids are drawn above cursor and every id at or below it resyncs
+	// (eventlog.Rebase), and reset the service's hub. It runs on the listener's goroutine
+	// before the catch-up read. An error ends the session: the listener reconnects with
+	// backoff and checks again. Once it returns nil, the listener goes on from cursor,
+	// and the next check is against the next entry it emits. When nil, a divergence is
+	// only logged, and reused ids at or below cursor are never emitted.
+	OnDiverged func(ctx context.Context, cursor int64) error
+	// OnForeign, when set, is called once for each notification on Channel whose payload
+	// is not the triggers' (sent by hand: any role that can connect can NOTIFY), e.g. to
+	// count it in a metric. Their warning is logged at most once per 10s.
+	OnForeign func()
 }
 
 // Listener streams the event log in order; see the package doc.
@@ -36,8 +61,18 @@ type Listener struct {
 	cfg    Config
 	logger *slog.Logger
 	cursor int64
-	out    chan<- eventlog.Entry
-	page   []eventlog.Entry
+	// last is the last entry emitted since New or since the last divergence was
+	// handled; its ID is 0 before. Each reconnect checks that the log still holds it.
+	last eventlog.Entry
+	out  chan<- eventlog.Entry
+	page []eventlog.Entry
+
+	foreignLogged     time.Time // when the last foreign-notification warning was logged
+	foreignSuppressed int64     // foreign notifications skipped since then without a line
+
+	// eventlog.ReadAfter and time.Now, replaced by tests.
+	readAfter func(ctx context.Context, q eventlog.Querier, after int64, limit int, dst []eventlog.Entry) ([]eventlog.Entry, error)
+	now       func() time.Time
 }
 
 // New returns a Listener that will emit entries with id > after on out.
@@ -57,11 +92,21 @@ func New(cfg Config, after int64, out chan<- eventlog.Entry) *Listener {
 	if cfg.ReadyFunc == nil {
 		cfg.ReadyFunc = func(bool) {}
 	}
+	if cfg.OnForeign == nil {
+		cfg.OnForeign = func() {}
+	}
 	logger := cfg.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Listener{cfg: cfg, logger: logger.With("component", "listen"), cursor: after, out: out}
+	return &Listener{
+		cfg:       cfg,
+		logger:    logger.With("component", "listen"),
+		cursor:    after,
+		out:       out,
+		readAfter: eventlog.ReadAfter,
+		now:       time.Now,
+	}
 }
 
 // Run listens until ctx ends, reconnecting on failure; it returns ctx's error.
@@ -115,6 +160,11 @@ func (l *Listener) session(ctx context.Context) (connected bool, err error) {
 	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{Channel}.Sanitize()); err != nil {
 		return false, fmt.Errorf("listen %q: %w", Channel, err)
 	}
+	if l.last.ID != 0 {
+		if err := l.checkLog(ctx, conn); err != nil {
+			return true, err
+		}
+	}
 	// LISTEN is in effect before this read, so anything that commits from here on is
 	// either in this read or notified afterwards.
 	if err := l.catchUp(ctx, conn); err != nil {
@@ -124,18 +174,15 @@ func (l *Listener) session(ctx context.Context) (connected bool, err error) {
 	l.cfg.ReadyFunc(true)
 
 	for {
-		// However many notifications arrived, one log read covers them all.
-		wanted := l.cursor
-		for i, p := range pending {
-			id, ok := payloadID(p)
-			if !ok {
-				l.logger.WarnContext(ctx, "foreign notification skipped", "channel", Channel, "payload_bytes", len(p))
+		// However many notifications arrived, one log read covers them all. Those pgconn
+		// consumed during a read are in pending but will not end WaitForNotification:
+		// read again until no notification announces an id above the cursor.
+		for {
+			wanted := l.drain(ctx, pending)
+			pending = pending[:0]
+			if wanted <= l.cursor {
+				break
 			}
-			wanted = max(wanted, id)
-			pending[i] = ""
-		}
-		pending = pending[:0]
-		if wanted > l.cursor {
 			if err := l.catchUp(ctx, conn); err != nil {
 				return true, err
 			}
@@ -159,11 +206,77 @@ func (l *Listener) session(ctx context.Context) (connected bool, err error) {
 	}
 }
 
+// drain returns the highest id that pending announces, or the cursor if none is
+// higher, and clears pending's payloads; a payload that is not ours is reported.
+func (l *Listener) drain(ctx context.Context, pending []string) int64 {
+	wanted := l.cursor
+	for i, p := range pending {
+		if id, ok := payloadID(p); ok {
+			wanted = max(wanted, id)
+		} else {
+			l.foreign(ctx, len(p))
+		}
+		pending[i] = ""
+	}
+	return wanted
+}
+
+// foreign reports a notification whose payload is not ours: OnForeign each time, a
+// warning at most once per foreignLogEvery.
+func (l *Listener) foreign(ctx context.Context, payloadBytes int) {
+	l.cfg.OnForeign()
+	now := l.now()
+	if !l.foreignLogged.IsZero() && now.Sub(l.foreignLogged) < foreignLogEvery {
+		l.foreignSuppressed++
+		return
+	}
+	l.logger.WarnContext(ctx, foreignMsg, "channel", Channel,
+		"payload_bytes", payloadBytes, "suppressed", l.foreignSuppressed)
+	l.foreignLogged, l.foreignSuppressed = now, 0
+}
+
+// checkLog verifies that the log still holds the last entry emitted. When it does
+// not, it logs the divergence and hands it to OnDiverged; once that succeeds (or when
+// there is none), the divergence is settled and the next check waits for a new entry.
+func (l *Listener) checkLog(ctx context.Context, conn *pgx.Conn) error {
+	held, err := eventlog.Holds(ctx, conn, l.last)
+	if err != nil {
+		return err
+	}
+	if held {
+		return nil
+	}
+	// What the log holds instead: its bounds, and the commit stamp now at the last id.
+	bounds, err := eventlog.ReadBounds(ctx, conn)
+	if err != nil {
+		return err
+	}
+	found, err := eventlog.ReadAfter(ctx, conn, l.last.ID-1, 1, nil)
+	if err != nil {
+		return err
+	}
+	attrs := []any{"cursor", l.cursor, "last_committed", l.last.Committed,
+		"log_head", bounds.Head, "pruned_through", bounds.PrunedThrough}
+	if len(found) == 1 && found[0].ID == l.last.ID {
+		attrs = append(attrs, "found", found[0].Committed) // another event took the id
+	} else {
+		attrs = append(attrs, "found", "nothing")
+	}
+	l.logger.ErrorContext(ctx, divergedMsg, attrs...)
+	if l.cfg.OnDiverged != nil {
+		if err := l.cfg.OnDiverged(ctx, l.cursor); err != nil {
+			return fmt.Errorf("event log diverged at cursor %d: %w", l.cursor, err)
+		}
+	}
+	l.last = eventlog.Entry{}
+	return nil
+}
+
 // catchUp emits every committed entry after the cursor.
 func (l *Listener) catchUp(ctx context.Context, conn *pgx.Conn) error {
 	for {
 		var err error
-		l.page, err = eventlog.ReadAfter(ctx, conn, l.cursor, l.cfg.PageSize, l.page[:0])
+		l.page, err = l.readAfter(ctx, conn, l.cursor, l.cfg.PageSize, l.page[:0])
 		if err != nil {
 			return err
 		}
@@ -181,7 +294,7 @@ func (l *Listener) catchUp(ctx context.Context, conn *pgx.Conn) error {
 func (l *Listener) emit(ctx context.Context, e eventlog.Entry) error {
 	select {
 	case l.out <- e:
-		l.cursor = e.ID
+		l.cursor, l.last = e.ID, e
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
