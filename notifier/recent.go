@@ -28,11 +28,11 @@ func newRecent(size int) *recent {
 }
 
 func (r *recent) add(msgs []*hub.Message) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if cap(r.ring) == 0 {
 		return
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	for _, m := range msgs {
 		if m.Partial {
 			continue
