@@ -55,7 +55,7 @@ type Config struct {
 	ReplayBuffer int           // messages a room keeps in memory; default 1024
 	ReplayPage   int           // log entries per ReplayFunc call; default 500
 	BatchSize    int           // most messages one Poll returns; default 256
-	MaxLag       time.Duration // how long a message may wait for a subscriber; default 30s
+	MaxLag       time.Duration // how long a message may wait for a subscriber, from its publishing or the subscriber's (re)start if later; default 30s
 	// MaxSubscribers and MaxSubscribersPerAccount cap live subscriptions; 0 is no cap.
 	MaxSubscribers           int
 	MaxSubscribersPerAccount int
@@ -74,11 +74,12 @@ type Hub struct {
 	mu     sync.RWMutex
 	rooms  map[int64]*room
 	closed bool
-	head   atomic.Int64 // id of the last message published (or the start position)
+	head   atomic.Int64  // id of the last message published (or the start position, or the last Reset's head)
+	resets atomic.Uint64 // Reset calls so far; written with mu held exclusively
 
 	subs atomic.Int64
 
-	published, slowKicks, logReads *metrics.Counter
+	published, slowKicks, logReads, resyncs *metrics.Counter
 }
 
 // New returns a Hub whose first published message follows start.
@@ -111,6 +112,7 @@ func New(cfg Config, start int64) *Hub {
 	h.published = m.Counter("notifier_hub_published_total", "Events published to rooms.")
 	h.slowKicks = m.Counter("notifier_hub_slow_consumers_total", "Subscriptions ended because their oldest due event waited longer than hub.max_lag.")
 	h.logReads = m.Counter("notifier_hub_log_replays_total", "Event log reads for subscribers behind their room's buffer (resumes, bursts).")
+	h.resyncs = m.Counter("notifier_hub_resyncs_total", "Live subscriptions moved past events the log no longer holds (pruned under a replay, or the log was reset).")
 	m.GaugeFunc("notifier_hub_subscribers", "Live subscriptions, all transports.", func() float64 { return float64(h.subs.Load()) })
 	m.GaugeFunc("notifier_hub_head", "Id of the last event published.", func() float64 { return float64(h.head.Load()) })
 	return h
@@ -128,6 +130,8 @@ func (h *Hub) Head() int64 { return h.head.Load() }
 func (h *Hub) Subscribers() int64 { return h.subs.Load() }
 
 // Publish fans msgs, in id order, out to their rooms. It never waits for a subscriber.
+// Messages at or below the head are dropped: they were published already, or belong to
+// a log a Reset voided.
 func (h *Hub) Publish(msgs []*Message) {
 	if len(msgs) == 0 {
 		return
@@ -135,8 +139,15 @@ func (h *Hub) Publish(msgs []*Message) {
 	now := h.cfg.NowFunc()
 	h.mu.RLock()
 	defer h.mu.RUnlock()
+	head := h.head.Load()
 	var last *room
+	n := 0
 	for _, m := range msgs {
+		if m.ID <= head {
+			continue
+		}
+		head = m.ID
+		n++
 		m.published = now
 		r := h.rooms[m.AccountID]
 		if r != nil {
@@ -148,7 +159,7 @@ func (h *Hub) Publish(msgs []*Message) {
 		}
 		h.head.Store(m.ID)
 	}
-	h.published.Add(int64(len(msgs)))
+	h.published.Add(int64(n))
 	if last != nil {
 		last.wakeAll()
 	}
@@ -157,9 +168,10 @@ func (h *Hub) Publish(msgs []*Message) {
 // Subscribe joins account's room for the kinds in kinds. With since < 0 the subscriber
 // gets what is published from now on; with since >= 0, every message after since,
 // replayed from the log as needed. resync is true when the log no longer reaches back
-// to since, or since is ahead of it: the client must reload its lists, and gets live
-// messages only.
+// to since, or since is ahead of it, or the log was reset meanwhile: the client must
+// reload its lists, and gets live messages only.
 func (h *Hub) Subscribe(ctx context.Context, account int64, kinds decode.Set, since int64) (sub *Subscription, resync bool, err error) {
+	resets := h.resets.Load()
 	if since >= 0 {
 		pruned, head, err := h.cfg.BoundsFunc(ctx)
 		if err != nil {
@@ -189,18 +201,43 @@ func (h *Hub) Subscribe(ctx context.Context, account int64, kinds decode.Set, si
 	if r == nil {
 		// Publish cannot run while h.mu is held exclusively, so the head is exact: the
 		// room will hold every message of the account after it.
-		r = &room{floor: h.head.Load(), ring: make([]*Message, 0, min(h.cfg.ReplayBuffer, 64)), max: h.cfg.ReplayBuffer}
+		r = &room{max: h.cfg.ReplayBuffer}
+		r.empty(h.head.Load(), h.resets.Load())
 		h.rooms[account] = r
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	// A Reset since the bounds were read: since names a position in the voided log.
+	resync = resync || (since >= 0 && h.resets.Load() != resets)
 	if since < 0 || resync {
 		sub.cursor = h.head.Load()
 	} else {
 		sub.cursor = since
 	}
+	sub.joined = h.cfg.NowFunc()
+	sub.reset = r.reset
 	r.add(sub)
 	return sub, resync, nil
+}
+
+// Reset tells the hub that the event log was reset: its ids went back and new ones are
+// drawn above head. Every room is emptied (its messages are void), the head becomes
+// head, and every live subscription's next Poll returns ErrResync once, its cursor
+// moved to head; subscriptions made from now on start from head. Call it after the
+// log is rebased and before Publish is given any message of the rebased log; messages
+// published afterwards at or below head are dropped as stale.
+func (h *Hub) Reset(head int64) {
+	h.mu.Lock() // excludes Publish and Subscribe
+	defer h.mu.Unlock()
+	resets := h.resets.Add(1)
+	h.head.Store(head)
+	for _, r := range h.rooms {
+		r.mu.Lock()
+		r.empty(head, resets)
+		r.mu.Unlock()
+		r.wakeAll() // so that waiting writers learn of it now
+	}
+	h.logger.Warn("event log reset: every subscription resyncs", "head", head, "rooms", len(h.rooms))
 }
 
 // Close ends every subscription with ErrShutdown and refuses new ones.
@@ -220,13 +257,24 @@ func (h *Hub) Close() {
 
 // room is one account's subscribers and its recent messages.
 type room struct {
-	mu        sync.RWMutex
-	subs      []*Subscription
-	ring      []*Message // the last max messages in id order, oldest at start
-	start     int
-	max       int
-	floor     int64     // every message of the account with id > floor is in ring
-	floorTime time.Time // when the message at floor was published
+	mu         sync.RWMutex
+	subs       []*Subscription
+	ring       []*Message // the last max messages in id order, oldest at start
+	start      int
+	max        int
+	floor      int64     // every message of the account with id > floor is in ring
+	floorTime  time.Time // when the message at floor was published; zero if it was not evicted
+	reset      uint64    // the hub's Reset count when the ring was last emptied
+	resetFloor int64     // the floor then: where a subscription that missed that Reset continues
+}
+
+// empty drops the ring's messages: the room holds every message of its account after
+// floor from now on. reset is the hub's Reset count. r.mu must be held unless r is new.
+func (r *room) empty(floor int64, reset uint64) {
+	r.ring = make([]*Message, 0, min(r.max, 64))
+	r.start = 0
+	r.floor, r.floorTime = floor, time.Time{}
+	r.reset, r.resetFloor = reset, floor
 }
 
 // append adds m to the ring, evicting the oldest when full.
@@ -309,7 +357,10 @@ type Subscription struct {
 	wake    chan struct{}
 	done    chan struct{}
 
-	cursor int64 // id of the last message handed out or skipped; owned by the Poll caller
+	// Owned by the Poll caller.
+	cursor int64     // id of the last message handed out or skipped
+	joined time.Time // when it joined or last resynced: its lag is counted from then at the earliest
+	reset  uint64    // room.reset when it last looked: a Reset it has not seen if they differ
 
 	// Guarded by room.mu.
 	index int // in room.subs; -1 once removed
@@ -331,9 +382,16 @@ func (s *Subscription) Cursor() int64 { return s.cursor }
 
 // Poll appends to dst the messages due, in id order, at most Config.BatchSize, and
 // advances the cursor past them; an empty result means wait for Wake. It reads the
-// event log (blocking on the database) when the cursor is behind the room's ring. It
-// returns ErrSlowConsumer, having ended the subscription, when the oldest message due
-// has waited longer than MaxLag. Poll must not be called concurrently with itself.
+// event log (blocking on the database) when the cursor is behind the room's ring.
+//
+// It returns ErrSlowConsumer, having ended the subscription, when the oldest message
+// due has waited longer than MaxLag: since it was published or, if later, since the
+// subscription joined or last resynced, so a client is too slow only for falling
+// behind while served, never for having been away. It returns ErrResync, the
+// subscription staying live, when the cursor had to skip events the log no longer
+// holds: the ReplayFunc reported ErrPruned (the cursor moves to the room's floor,
+// after which the ring holds everything), or the hub was Reset (the cursor moves to
+// the Reset's head). Poll must not be called concurrently with itself.
 func (s *Subscription) Poll(ctx context.Context, dst []*Message) ([]*Message, error) {
 	h, r := s.hub, s.room
 	for {
@@ -343,6 +401,12 @@ func (s *Subscription) Poll(ctx context.Context, dst []*Message) ([]*Message, er
 		default:
 		}
 		r.mu.RLock()
+		if s.reset != r.reset {
+			s.reset = r.reset
+			to := r.resetFloor
+			r.mu.RUnlock()
+			return dst, s.resync(to)
+		}
 		floor, floorTime := r.floor, r.floorTime
 		if s.cursor >= floor {
 			var last int64
@@ -352,8 +416,8 @@ func (s *Subscription) Poll(ctx context.Context, dst []*Message) ([]*Message, er
 			if last == s.cursor {
 				return dst, nil
 			}
-			if !first.IsZero() && h.cfg.NowFunc().Sub(first) > h.cfg.MaxLag {
-				return dst[:0], s.slow(first)
+			if lag := s.lag(first); lag > h.cfg.MaxLag {
+				return dst[:0], s.slow(lag)
 			}
 			s.cursor = last
 			if len(dst) > 0 {
@@ -362,12 +426,28 @@ func (s *Subscription) Poll(ctx context.Context, dst []*Message) ([]*Message, er
 			continue // everything looked at was filtered out; look again
 		}
 		r.mu.RUnlock()
-		// Behind the ring: read the log up to its floor.
-		if !floorTime.IsZero() && h.cfg.NowFunc().Sub(floorTime) > h.cfg.MaxLag {
-			return dst[:0], s.slow(floorTime)
+		// Behind the ring: read the log up to its floor. The oldest message due was
+		// published no later than the one at the floor; if none was evicted yet (zero
+		// floorTime), the messages due predate the room and are not timed.
+		if !floorTime.IsZero() {
+			if lag := s.lag(floorTime); lag > h.cfg.MaxLag {
+				return dst[:0], s.slow(lag)
+			}
 		}
 		h.logReads.Inc()
 		msgs, next, err := h.cfg.ReplayFunc(ctx, s.account, s.cursor, floor, h.cfg.ReplayPage)
+		if errors.Is(err, ErrPruned) {
+			// What msgs holds may be incomplete: skip to the ring, which holds
+			// everything after its floor (or to a Reset's head, if one came meanwhile).
+			r.mu.RLock()
+			to := r.floor
+			if s.reset != r.reset {
+				s.reset, to = r.reset, r.resetFloor
+			}
+			r.mu.RUnlock()
+			h.logger.Warn("replay range pruned: subscription resyncs", "account_id", s.account, "cursor", s.cursor, "to", to, "error", err)
+			return dst, s.resync(to)
+		}
 		if err != nil {
 			return dst, fmt.Errorf("replay account %d after %d: %w", s.account, s.cursor, err)
 		}
@@ -386,9 +466,25 @@ func (s *Subscription) Poll(ctx context.Context, dst []*Message) ([]*Message, er
 	}
 }
 
+// lag returns how long a message published at published has been due to s.
+func (s *Subscription) lag(published time.Time) time.Duration {
+	if published.Before(s.joined) {
+		published = s.joined
+	}
+	return s.hub.cfg.NowFunc().Sub(published)
+}
+
+// resync moves the cursor to to, past events the log no longer holds, restarts the
+// lag clock and returns ErrResync.
+func (s *Subscription) resync(to int64) error {
+	s.cursor, s.joined = to, s.hub.cfg.NowFunc()
+	s.hub.resyncs.Inc()
+	return ErrResync
+}
+
 // slow ends the subscription as too slow.
-func (s *Subscription) slow(since time.Time) error {
-	s.hub.logger.Warn("slow consumer disconnected", "account_id", s.account, "cursor", s.cursor, "lag", s.hub.cfg.NowFunc().Sub(since).Round(time.Millisecond))
+func (s *Subscription) slow(lag time.Duration) error {
+	s.hub.logger.Warn("slow consumer disconnected", "account_id", s.account, "cursor", s.cursor, "lag", lag.Round(time.Millisecond))
 	s.hub.slowKicks.Inc()
 	s.end(ErrSlowConsumer)
 	return ErrSlowConsumer

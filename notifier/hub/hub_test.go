@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"sort"
 	"sync"
 	"testing"
 	"time"
@@ -19,20 +20,55 @@ import (
 type testLog struct {
 	mu      sync.Mutex
 	msgs    []*Message // in id order
+	head    int64      // the highest id drawn
 	pruned  int64
 	replays int
+	// onReplay, if set, runs at the start of every replay, without mu.
+	onReplay func()
 }
 
 func (l *testLog) add(account int64, kind decode.Kind) *Message {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	id := int64(len(l.msgs) + 1)
+	l.head++
+	id := l.head
 	m := NewMessage(enrich.Event{ID: id, Kind: kind, AccountID: account, Data: []byte(fmt.Sprintf(`{"id":%d}`, id))})
 	l.msgs = append(l.msgs, m)
 	return m
 }
 
+// rebase voids every id up to seen and draws new ones above it, as eventlog.Rebase
+// does after the log went back.
+func (l *testLog) rebase(seen int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.pruned, l.head = seen, max(l.head, seen)
+}
+
+// prune raises the retention watermark, as eventlog.Prune does.
+func (l *testLog) prune(through int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.pruned = through
+}
+
+// get returns the message with id, nil if none.
+func (l *testLog) get(id int64) *Message {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	i := sort.Search(len(l.msgs), func(i int) bool { return l.msgs[i].ID >= id })
+	if i == len(l.msgs) || l.msgs[i].ID != id {
+		return nil
+	}
+	return l.msgs[i]
+}
+
+// replay is the ReplayFunc. Like eventlog.ReadAccount, it reports ErrPruned when the
+// watermark is above after once the page is read, returning the page all the same.
 func (l *testLog) replay(_ context.Context, account, after, through int64, limit int) ([]*Message, int64, error) {
+	if l.onReplay != nil {
+		l.onReplay()
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.replays++
@@ -51,13 +87,16 @@ func (l *testLog) replay(_ context.Context, account, after, through int64, limit
 		// Replayed messages are new encodings of the same events, as after a restart.
 		out = append(out, NewMessage(enrich.Event{ID: m.ID, Kind: m.Kind, AccountID: m.AccountID, Data: m.Data}))
 	}
+	if l.pruned > after {
+		return out, next, fmt.Errorf("test log: account %d after %d: pruned through %d: %w", account, after, l.pruned, ErrPruned)
+	}
 	return out, next, nil
 }
 
 func (l *testLog) bounds(context.Context) (int64, int64, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.pruned, int64(len(l.msgs)), nil
+	return l.pruned, l.head, nil
 }
 
 type clock struct {
@@ -83,7 +122,7 @@ func newTestHub(t *testing.T, l *testLog, buffer int, mutate ...func(*Config)) *
 	for _, m := range mutate {
 		m(&cfg)
 	}
-	h := New(cfg, int64(len(l.msgs)))
+	h := New(cfg, l.head)
 	t.Cleanup(h.Close)
 	return h
 }
@@ -284,6 +323,79 @@ func TestSlowConsumer(t *testing.T) {
 	c.advance(2 * time.Minute)
 	if _, err := lagging.Poll(t.Context(), nil); !errors.Is(err, ErrSlowConsumer) {
 		t.Fatalf("Poll behind the ring = %v, want ErrSlowConsumer", err)
+	}
+}
+
+// TestResumeAfterMaxLagAway: a client away longer than MaxLag resumes from the ring,
+// kept by another subscriber of its account, and gets what it missed, on every retry:
+// having been away is not being slow. Falling behind once served still is.
+func TestResumeAfterMaxLagAway(t *testing.T) {
+	t.Parallel()
+	l := &testLog{}
+	c := &clock{now: time.Unix(1e9, 0)}
+	h := newTestHub(t, l, 100, func(cfg *Config) { cfg.MaxLag = time.Minute; cfg.NowFunc = c.Now })
+	keep, _, _ := h.Subscribe(t.Context(), 1, decode.AllKinds, -1)
+	var ids []int64
+	for range 3 {
+		ids = append(ids, publish(h, l, 1, decode.AppointmentCreated))
+	}
+	drain(t, keep, ids)
+	c.advance(2 * time.Minute) // the resuming client was away
+	for range 2 {
+		s, resync, err := h.Subscribe(t.Context(), 1, decode.AllKinds, 0)
+		if err != nil || resync {
+			t.Fatalf("Subscribe = %v, %v", resync, err)
+		}
+		drain(t, s, ids)
+		s.Close()
+	}
+	if l.replays != 0 {
+		t.Fatalf("%d log reads, want the ring only", l.replays)
+	}
+
+	s, _, _ := h.Subscribe(t.Context(), 1, decode.AllKinds, 0)
+	drain(t, s, ids)
+	publish(h, l, 1, decode.AppointmentCreated)
+	c.advance(2 * time.Minute) // served, and not reading
+	if _, err := s.Poll(t.Context(), nil); !errors.Is(err, ErrSlowConsumer) {
+		t.Fatalf("Poll after falling behind = %v, want ErrSlowConsumer", err)
+	}
+}
+
+// TestResumeBelowFloorAfterMaxLagAway: the same when the ring holds more than MaxLag
+// of history and the client resumes below its floor: the log, then the ring.
+func TestResumeBelowFloorAfterMaxLagAway(t *testing.T) {
+	t.Parallel()
+	l := &testLog{}
+	c := &clock{now: time.Unix(1e9, 0)}
+	h := newTestHub(t, l, 2, func(cfg *Config) { cfg.MaxLag = time.Minute; cfg.NowFunc = c.Now })
+	keep, _, _ := h.Subscribe(t.Context(), 1, decode.AllKinds, -1)
+	var ids []int64
+	for range 2 {
+		ids = append(ids, publish(h, l, 1, decode.AppointmentCreated))
+	}
+	drain(t, keep, ids)
+	c.advance(2 * time.Minute)
+	for range 2 {
+		ids = append(ids, publish(h, l, 1, decode.AppointmentCreated))
+	}
+	drain(t, keep, ids[2:]) // the ring holds 3 and 4; 2, at its floor, is 2 minutes old
+	for range 2 {
+		s, resync, err := h.Subscribe(t.Context(), 1, decode.AllKinds, 0)
+		if err != nil || resync {
+			t.Fatalf("Subscribe = %v, %v", resync, err)
+		}
+		drain(t, s, ids)
+		s.Close()
+	}
+	if l.replays == 0 {
+		t.Fatal("the log was never read, yet the ring holds 2 of 4")
+	}
+
+	s, _, _ := h.Subscribe(t.Context(), 1, decode.AllKinds, 0)
+	c.advance(2 * time.Minute) // joined, and not reading
+	if _, err := s.Poll(t.Context(), nil); !errors.Is(err, ErrSlowConsumer) {
+		t.Fatalf("Poll behind the ring after falling behind = %v, want ErrSlowConsumer", err)
 	}
 }
 

@@ -8,7 +8,9 @@
 // connection limit or a database error is still an HTTP answer then), upgrades, and
 // runs a read pump and a write pump until the client goes, the token expires (close
 // 4001), the client is too slow (close 4008), floods (1008) or the server shuts down
-// (close 1001).
+// (close 1001). A resume from a position the log no longer holds, and events skipped
+// mid-stream (hub.ErrResync: pruned under a replay, or the log was reset), are told
+// with a {"event":"notifier.resync"} frame; the connection goes on.
 //
 // # Concurrency
 //

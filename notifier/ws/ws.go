@@ -33,8 +33,9 @@ const (
 	ReasonClientFlood  = "too many client messages"
 )
 
-// ResyncFrame tells a client that resumed from a position the log no longer holds to
-// reload its lists; live events follow.
+// ResyncFrame tells a client to reload its lists: it resumed from a position the log
+// no longer holds, or events due to it were pruned or reset away while it was served.
+// Events from the new position follow on the same connection.
 var ResyncFrame = []byte(`{"event":"notifier.resync"}`)
 
 // Config configures the handler.
@@ -306,6 +307,15 @@ func (c *connection) serve(ctx context.Context, sub *hub.Subscription, resync bo
 			}
 		}
 		clear(batch) // drop references so delivered messages can be freed
+		if errors.Is(err, hub.ErrResync) {
+			// The cursor skipped events the log no longer holds; the subscription
+			// goes on from there.
+			c.logger.Debug("resync", "cursor", sub.Cursor())
+			if err := c.write(ResyncFrame); err != nil {
+				return
+			}
+			continue
+		}
 		if err != nil {
 			switch {
 			case errors.Is(err, hub.ErrSlowConsumer):
