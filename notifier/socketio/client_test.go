@@ -298,6 +298,9 @@ func TestRecoveryOnAnotherInstance(t *testing.T) {
 			}
 			if tc.recovered {
 				expectEvents(t, c, id2)
+			} else if e := c.WaitEvent(); e.Name != socketio.EventResync {
+				// The pid is not this instance's: the client missed id2 and is told so.
+				t.Fatalf("first event = %v, want %s", e, socketio.EventResync)
 			}
 			expectEvents(t, c, b.log.publish(1, decode.AppointmentCreated, `{"id":3}`))
 		})

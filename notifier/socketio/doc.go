@@ -19,8 +19,15 @@
 // ack repeats the sid and pid, so the client sees socket.recovered === true, and
 // the subscription then delivers what the client missed, from the hub's ring or
 // the event log. (Node sends the missed events before the ack; the client accepts
-// both orders, and acking first lets the replay stream from the log in pages.) An
-// offset the log no longer holds gets a new sid and pid and EventResync instead.
+// both orders, and acking first lets the replay stream from the log in pages.) A
+// CONNECT whose pid cannot recover (minted with another key, as after a restart
+// without a shared secret, or for another account; a malformed pid or offset; an
+// offset the log no longer holds) gets a new sid and pid, so recovered === false,
+// and EventResync before any event, so that clients that never look at
+// socket.recovered still reload; the reason is logged, never the pid. A CONNECT
+// without a pid is a fresh client and gets no EventResync. When the subscription
+// reports hub.ErrResync later (the log lost events it was still due), EventResync
+// is queued in order with the events and the socket goes on.
 //
 // A socket ends when its token expires or the hub drops it as a slow consumer
 // (EventDisconnect with the reason, then DISCONNECT: the client does not come back
@@ -56,7 +63,9 @@
 //   - Every EVENT that carries a hub message ends with its offset, and a socket's
 //     events are in log order without gaps or duplicates, across a recovery too
 //     (the subscription's cursor guarantees it; the loop keeps one ordered queue
-//     per session, which the upgrade hands from polling to the WebSocket).
+//     per session, which the upgrade hands from polling to the WebSocket). The
+//     only gaps are those EventResync marks: events the log no longer holds, or
+//     missed before a CONNECT whose recovery was refused.
 //   - Memory per session is bounded: the loop asks for a batch (at most the hub's
 //     BatchSize) only when its queue is empty and its transport can write (a
 //     WebSocket, or a pending GET). What a client has not taken stays in the hub's

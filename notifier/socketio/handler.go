@@ -21,8 +21,11 @@ import (
 // Events the server emits besides the account's own, and the reasons
 // EventDisconnect carries. Dashboards may listen to them with socket.on.
 const (
-	// EventResync is emitted first when a recovering client's offset is older than
-	// the log keeps: its lists are stale and must be reloaded. Payload: {}.
+	// EventResync tells the client that it missed events: its lists are stale and
+	// must be reloaded. It comes first, right after the ack, when a CONNECT carries
+	// a pid but does not recover (a pid of another key or account, a malformed pid
+	// or offset, an offset the log no longer holds), and in the stream, in order,
+	// when the log lost events the socket was still due. Payload: {}.
 	EventResync = "notifier.resync"
 
 	// EventDisconnect is emitted right before the server ends a socket, with

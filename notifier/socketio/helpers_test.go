@@ -77,15 +77,23 @@ func (l *memLog) publish(account int64, kind decode.Kind, data string) int64 {
 }
 
 // prune forgets everything up to the head, as the log's retention would.
-func (l *memLog) prune() {
+func (l *memLog) prune() { l.pruneThrough(l.head()) }
+
+// pruneThrough forgets the events up to id.
+func (l *memLog) pruneThrough(id int64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.pruned = int64(len(l.msgs))
+	l.pruned = id
 }
 
+// replay reads the log as eventlog.ReadAccount does: a range starting below what
+// retention kept is refused with hub.ErrPruned.
 func (l *memLog) replay(_ context.Context, account, after, through int64, limit int) ([]*hub.Message, int64, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if after < l.pruned {
+		return nil, after, fmt.Errorf("replay account %d after %d: pruned through %d: %w", account, after, l.pruned, hub.ErrPruned)
+	}
 	var out []*hub.Message
 	read := 0
 	for id := after + 1; id <= through && id <= int64(len(l.msgs)); id++ {

@@ -123,28 +123,37 @@ func TestPID(t *testing.T) {
 	if len(pid) > maxPIDLen {
 		t.Fatalf("pid %q too long", pid)
 	}
-	if pos, ok := r.verifyPID(pid, 42); !ok || pos != 1234 {
-		t.Fatalf("verify = %d %v", pos, ok)
+	if pos, err := r.verifyPID(pid, 42); err != nil || pos != 1234 {
+		t.Fatalf("verify = %d %v", pos, err)
 	}
 	if r.newPID(42, 1234) == pid {
 		t.Fatal("pids repeat")
 	}
 	// Another instance with the same key accepts it; another key, another account,
 	// or any change does not.
-	if _, ok := (recovery{key: []byte("k")}).verifyPID(pid, 42); !ok {
-		t.Fatal("same key refused")
+	if _, err := (recovery{key: []byte("k")}).verifyPID(pid, 42); err != nil {
+		t.Fatalf("same key refused: %v", err)
 	}
-	if _, ok := (recovery{key: []byte("other")}).verifyPID(pid, 42); ok {
-		t.Fatal("other key accepted")
+	if _, err := (recovery{key: []byte("other")}).verifyPID(pid, 42); !errors.Is(err, errPIDUnverified) {
+		t.Fatalf("other key: %v", err)
 	}
-	if _, ok := r.verifyPID(pid, 43); ok {
-		t.Fatal("other account accepted")
+	if _, err := r.verifyPID(pid, 43); !errors.Is(err, errPIDUnverified) {
+		t.Fatalf("other account: %v", err)
 	}
 	n, rest, _ := strings.Cut(pid, ".")
 	_, mac, _ := strings.Cut(rest, ".")
-	for _, bad := range []string{"", pid + "x", pid[:len(pid)-1], n + ".1235." + mac, n + ".01234." + mac, n + ".-1." + mac, strings.Replace(pid, ".", "", 1)} {
-		if _, ok := r.verifyPID(bad, 42); ok {
-			t.Errorf("accepted %q", bad)
+	flipped := "A"
+	if pid[len(pid)-1] == 'A' {
+		flipped = "B"
+	}
+	for _, bad := range []string{n + ".1235." + mac, pid[:len(pid)-1] + flipped} {
+		if _, err := r.verifyPID(bad, 42); !errors.Is(err, errPIDUnverified) {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+	for _, bad := range []string{"", pid + "x", pid[:len(pid)-1], n + ".01234." + mac, n + ".-1." + mac, strings.Replace(pid, ".", "", 1)} {
+		if _, err := r.verifyPID(bad, 42); !errors.Is(err, errPIDMalformed) {
+			t.Errorf("%q: %v", bad, err)
 		}
 	}
 	// The socket id is stable for a pid, differs between pids, and is not the pid.
@@ -244,8 +253,8 @@ func FuzzVerifyPID(f *testing.F) {
 	f.Add("a.b.c", int64(1))
 	f.Add("yqTjVuT967ckYGSSAAAB", int64(1))
 	f.Fuzz(func(t *testing.T, pid string, account int64) {
-		pos, ok := r.verifyPID(pid, account)
-		if ok && (pos < 0 || r.mac(strings.SplitN(pid, ".", 3)[0], strings.SplitN(pid, ".", 3)[1], account) != strings.SplitN(pid, ".", 3)[2]) {
+		pos, err := r.verifyPID(pid, account)
+		if err == nil && (pos < 0 || r.mac(strings.SplitN(pid, ".", 3)[0], strings.SplitN(pid, ".", 3)[1], account) != strings.SplitN(pid, ".", 3)[2]) {
 			t.Fatalf("accepted %q for %d", pid, account)
 		}
 	})

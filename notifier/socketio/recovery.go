@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
+	"errors"
 	"strconv"
 	"strings"
 )
@@ -46,25 +48,66 @@ func (r recovery) newPID(account, position int64) string {
 	return n + "." + pos + "." + r.mac(n, pos, account)
 }
 
+// Why a CONNECT that carries a pid does not recover. The messages are logged as the
+// reason; none of them holds the pid.
+var (
+	errPIDNotString    = errors.New("pid is not a string")
+	errPIDMalformed    = errors.New("malformed pid")
+	errPIDUnverified   = errors.New("pid not minted with this key for this account")
+	errOffsetMalformed = errors.New("malformed offset")
+)
+
+// carriesPID reports whether a CONNECT's pid field asks for recovery: any value but
+// none or null, so that a pid of the wrong type is refused (and told EventResync)
+// rather than taken for a fresh client.
+func carriesPID(raw json.RawMessage) bool {
+	return len(raw) > 0 && string(raw) != "null"
+}
+
+// resume checks a recovering CONNECT of account: it returns its pid and the position
+// to resume after, the offset of the last event the client saw or, without one, the
+// position the pid holds. The error says why recovery is refused.
+func (r recovery) resume(a connectAuth, account int64) (pid string, since int64, err error) {
+	pid, ok := jsonString(a.PID)
+	if !ok {
+		return "", 0, errPIDNotString
+	}
+	since, err = r.verifyPID(pid, account)
+	if err != nil {
+		return "", 0, err
+	}
+	if len(a.Offset) == 0 {
+		return pid, since, nil // the client saw no event
+	}
+	off, ok := jsonString(a.Offset)
+	if ok {
+		since, ok = parseOffset(off)
+	}
+	if !ok {
+		return "", 0, errOffsetMalformed
+	}
+	return pid, since, nil
+}
+
 // verifyPID returns the position inside pid when pid was minted with r's key for
-// account. A pid of another account, a forged or truncated one, is refused.
-func (r recovery) verifyPID(pid string, account int64) (position int64, ok bool) {
+// account. A pid of another account or key, a forged or truncated one, is refused.
+func (r recovery) verifyPID(pid string, account int64) (int64, error) {
 	if len(pid) > maxPIDLen {
-		return 0, false
+		return 0, errPIDMalformed
 	}
 	n, rest, ok1 := strings.Cut(pid, ".")
 	pos, mac, ok2 := strings.Cut(rest, ".")
 	if !ok1 || !ok2 || len(n) != b64.EncodedLen(nonceBytes) || len(mac) != b64.EncodedLen(macBytes) {
-		return 0, false
+		return 0, errPIDMalformed
 	}
-	position, ok = parseOffset(pos)
+	position, ok := parseOffset(pos)
 	if !ok {
-		return 0, false
+		return 0, errPIDMalformed
 	}
 	if !hmac.Equal([]byte(mac), []byte(r.mac(n, pos, account))) {
-		return 0, false
+		return 0, errPIDUnverified
 	}
-	return position, true
+	return position, nil
 }
 
 func (r recovery) mac(nonce, position string, account int64) string {

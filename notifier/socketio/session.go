@@ -50,7 +50,8 @@ type connectResult struct {
 	err      error
 }
 
-// fed is a batch from the feeder, or why it stopped.
+// fed is a batch from the feeder, or why it stopped; or, with hub.ErrResync, a batch
+// followed by a gap.
 type fed struct {
 	gen  int
 	msgs []*hub.Message
@@ -100,6 +101,7 @@ type session struct {
 	claims  auth.Claims
 	sid     string // public Socket.IO id
 	pid     string
+	refusal string // why the CONNECT's pid did not recover; "" if it had none or did
 	sub     *hub.Subscription
 	gen     int                 // feeder generation: what older feeders send is stale
 	cancel  context.CancelFunc  // stops the current feeder

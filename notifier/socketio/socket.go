@@ -90,7 +90,8 @@ func (s *session) countConnect() bool {
 
 // connect authenticates a CONNECT and starts the socket's feeder, which joins the
 // account's room: from the client's offset when the packet holds a pid minted for
-// the same account, live otherwise.
+// the same account, live otherwise. A pid that cannot recover is remembered as
+// refused, for connected to answer with EventResync.
 func (s *session) connect(data []byte) {
 	var a connectAuth
 	if len(data) > 0 {
@@ -109,23 +110,14 @@ func (s *session) connect(data []byte) {
 	}
 	s.claims = claims
 	s.logger = s.logger.With("account_id", claims.AccountID)
-	s.pid = ""
+	s.pid, s.refusal = "", ""
 	since := int64(-1)
-	if pid, ok := jsonString(a.PID); ok {
-		if position, ok := s.hd.rec.verifyPID(pid, claims.AccountID); ok {
-			since = position // the client saw no event: resume from the pid's position
-			if len(a.Offset) > 0 {
-				off, ok := jsonString(a.Offset)
-				if ok {
-					since, ok = parseOffset(off)
-				}
-				if !ok {
-					since = -1
-				}
-			}
-			if since >= 0 {
-				s.pid = pid
-			}
+	if carriesPID(a.PID) {
+		pid, position, err := s.hd.rec.resume(a, claims.AccountID)
+		if err != nil {
+			s.refusal = err.Error()
+		} else {
+			s.pid, since = pid, position
 		}
 	}
 	s.state = socketConnecting
@@ -152,7 +144,8 @@ type connectErrorData struct {
 
 // feed runs in the socket's feeder goroutine, the only caller of the
 // subscription's Poll, which may read the log: it subscribes, reports the result,
-// then hands the loop one batch each time the loop asks for one (want). It never
+// then hands the loop one batch each time the loop asks for one (want). A Poll
+// error ends it, but for hub.ErrResync, which it hands over like a batch. It never
 // touches the session's fields.
 func (s *session) feed(ctx context.Context, gen int, account, since int64, want <-chan []*hub.Message) {
 	sub, resync, err := s.hd.hub.Subscribe(ctx, account, s.hd.cfg.Events, since)
@@ -186,10 +179,10 @@ func (s *session) feed(ctx context.Context, gen int, account, since int64, want 
 				case <-ctx.Done():
 					return
 				}
-				if err != nil {
+				if err != nil && !errors.Is(err, hub.ErrResync) {
 					return
 				}
-				break
+				break // ErrResync: the subscription is live, the next ask polls on
 			}
 			select {
 			case <-sub.Wake():
@@ -214,17 +207,23 @@ func (s *session) connected(res connectResult) {
 		return
 	}
 	s.sub = res.sub
+	if s.pid != "" && res.resync {
+		s.refusal = "offset outside the log"
+	}
 	switch {
-	case s.pid != "" && !res.resync:
+	case s.refusal != "":
+		// Not recovered: the pid could not be verified, or the log no longer reaches
+		// back to the offset. A new pid tells the client so (recovered === false), and
+		// EventResync, before any event, tells it that it missed some: clients that
+		// never look at socket.recovered reload all the same.
+		s.ack(s.hd.rec.newPID(s.claims.AccountID, res.position))
+		s.logger.Info("socket recovery refused", "reason", s.refusal)
+		s.queueResync()
+	case s.pid != "":
 		// Recovered: the same sid and pid (the client sees recovered === true), then
 		// what it missed, replayed by the subscription from its offset.
 		s.ack(s.pid)
 		s.logger.Debug("socket recovered")
-	case s.pid != "":
-		// The log no longer reaches back to the offset: not recovered. A new pid
-		// tells the client so (recovered === false), and EventResync says why.
-		s.ack(s.hd.rec.newPID(s.claims.AccountID, res.position))
-		s.queue(append(eventPrefix(EventResync), resyncData...))
 	default:
 		s.ack(s.hd.rec.newPID(s.claims.AccountID, res.position))
 	}
@@ -243,9 +242,21 @@ func (s *session) fedBatch(f fed) {
 		f.msgs[i] = nil
 	}
 	s.spare = f.msgs[:0]
-	if f.err != nil {
+	switch {
+	case f.err == nil:
+	case errors.Is(f.err, hub.ErrResync):
+		// The subscription skipped events the log no longer holds and goes on: the
+		// client reloads, in order after the events before the gap.
+		s.logger.Info("socket resync", "reason", f.err.Error())
+		s.queueResync()
+	default:
 		s.subscriptionEnded(f.err)
 	}
+}
+
+// queueResync queues `42["notifier.resync",{}]`.
+func (s *session) queueResync() {
+	s.queue(append(eventPrefix(EventResync), resyncData...))
 }
 
 // subscribeFailed ends a CONNECT the hub could not serve. The transport is closed
