@@ -58,7 +58,7 @@ type Service struct {
 	once          sync.Once
 	metrics       *metrics.Registry
 
-	reconnects, partial, skipped, enrichRetries *metrics.Counter
+	reconnects, partial, skipped, enrichRetries, foreign, rebases *metrics.Counter
 
 	// Set by Run.
 	hub      *hub.Hub
@@ -101,6 +101,8 @@ func New(cfg config.Config, logger *slog.Logger, ln net.Listener) (*Service, err
 	s.reconnects = m.Counter("notifier_listener_disconnects_total", "Times the LISTEN connection was lost.")
 	s.partial = m.Counter("notifier_events_partial_total", "Events sent partial: the database refused that row's enrichment, or the log no longer held it.")
 	s.skipped = m.Counter("notifier_log_entries_skipped_total", "Log entries that could not be decoded.")
+	s.foreign = m.Counter("notifier_listener_foreign_notifications_total", "Notifications on the channel that were not the triggers' (sent by hand).")
+	s.rebases = m.Counter("notifier_log_rebases_total", "Times the event log was found to have gone back and was rebased (every client resyncs).")
 	s.enrichRetries = m.Counter("notifier_enrich_retries_total", "Burst enrichments retried because the database failed as a whole (unreachable, timeout, overloaded).")
 	return s, nil
 }
@@ -232,6 +234,8 @@ func (s *Service) Run(ctx context.Context) error {
 		ConnConfig: connCfg,
 		Logger:     s.logger,
 		ReadyFunc:  s.setReady,
+		OnDiverged: s.diverged,
+		OnForeign:  s.foreign.Inc,
 	}, bounds.Head, entries)
 
 	if err := s.verifier.Refresh(ctx); err != nil {
@@ -494,6 +498,20 @@ func (s *Service) replay(ctx context.Context, account, after, through int64, lim
 		}
 	}
 	return msgs, next, nil
+}
+
+// diverged handles a log that went back (listen.Config.OnDiverged): ids up to cursor
+// may name other events now. The log voids them and draws new ids above; every client
+// resyncs, and no cached message can be served under a reused id.
+func (s *Service) diverged(ctx context.Context, cursor int64) error {
+	if err := eventlog.Rebase(ctx, s.pool, cursor); err != nil {
+		return err
+	}
+	s.rebases.Inc()
+	s.recent.clear()
+	s.hub.Reset(cursor)
+	s.logger.ErrorContext(ctx, "event log rebased after it went back: every client resyncs", "cursor", cursor)
+	return nil
 }
 
 // bounds implements hub.BoundsFunc.
