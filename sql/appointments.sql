@@ -14,6 +14,9 @@
 -- Set-based: the first procedure link of every appointment of the burst is found in one
 -- pass (DISTINCT ON), an index range with the index the README recommends on
 -- ("appointmentId", id).
+--
+-- Functions are schema-qualified: a role that can create objects in a schema on the
+-- session's search_path must not be able to shadow them with a better-matching overload.
 WITH ev AS (
     SELECT e.id, e.account_id, e.row_data AS r
     FROM notifier.events e
@@ -25,9 +28,9 @@ WITH ev AS (
     ORDER BY ev.id, ap.id
 )
 SELECT ev.id,
-       json_build_object(
+       pg_catalog.json_build_object(
            'id', ev.r -> 'id',
-           'date', to_char((ev.r ->> 'date')::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+           'date', pg_catalog.to_char((ev.r ->> 'date')::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
            'startTime', ev.r -> 'startTime',
            'endTime', ev.r -> 'endTime',
            'notes', ev.r -> 'notes',
@@ -35,10 +38,10 @@ SELECT ev.id,
            'patientId', ev.r -> 'patientId',
            'statusId', ev.r -> 'statusId',
            'accountId', ev.r -> 'accountId',
-           'createdAt', to_char((ev.r ->> 'createdAt')::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-           'updatedAt', to_char((ev.r ->> 'updatedAt')::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-           'deletedAt', to_char((ev.r ->> 'deletedAt')::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-           'doctor', CASE WHEN d.id IS NOT NULL THEN json_build_object(
+           'createdAt', pg_catalog.to_char((ev.r ->> 'createdAt')::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+           'updatedAt', pg_catalog.to_char((ev.r ->> 'updatedAt')::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+           'deletedAt', pg_catalog.to_char((ev.r ->> 'deletedAt')::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+           'doctor', CASE WHEN d.id IS NOT NULL THEN pg_catalog.json_build_object(
                'id', d.id,
                'name', d.name,
                'crm', d.crm,
@@ -46,26 +49,26 @@ SELECT ev.id,
                'phone', d.phone,
                'isBusy', d."isBusy",
                'accountId', d."accountId") END,
-           'patient', CASE WHEN p.id IS NOT NULL THEN json_build_object(
+           'patient', CASE WHEN p.id IS NOT NULL THEN pg_catalog.json_build_object(
                'id', p.id,
                'name', p.name,
                'contactId', p."contactId",
                'accountId', p."accountId",
-               'contact', CASE WHEN c.id IS NOT NULL THEN json_build_object(
+               'contact', CASE WHEN c.id IS NOT NULL THEN pg_catalog.json_build_object(
                    'id', c.id,
                    'phone', c.phone,
                    'email', c.email) END) END,
-           'status', CASE WHEN s.id IS NOT NULL THEN json_build_object(
+           'status', CASE WHEN s.id IS NOT NULL THEN pg_catalog.json_build_object(
                'id', s.id,
                'name', s.name,
                'color', s.color) END,
-           'appointmentProcedures', CASE WHEN fl.id IS NOT NULL THEN json_build_object(
+           'appointmentProcedures', CASE WHEN fl.id IS NOT NULL THEN pg_catalog.json_build_object(
                'id', fl.id,
                'procedureId', fl."procedureId",
-               'procedure', CASE WHEN pr.id IS NOT NULL THEN json_build_object(
+               'procedure', CASE WHEN pr.id IS NOT NULL THEN pg_catalog.json_build_object(
                    'id', pr.id,
                    'name', pr.name,
-                   'price', trim_scale(pr.price)::text) END) END
+                   'price', pg_catalog.trim_scale(pr.price)::text) END) END
        )::text
 FROM ev
 LEFT JOIN doctors d ON d.id = (ev.r ->> 'doctorId')::bigint AND d."accountId" = ev.account_id

@@ -3,19 +3,22 @@
 -- commit); doctorProcedures are read now, ordered by the link's id, [] when none, with
 -- only the procedures of the event's account (or shared ones, with no account).
 -- Set-based: the links of every doctor of the burst are aggregated in one pass.
+--
+-- Functions are schema-qualified: a role that can create objects in a schema on the
+-- session's search_path must not be able to shadow them with a better-matching overload.
 WITH ev AS (
     SELECT e.id, e.account_id, e.row_data AS r
     FROM notifier.events e
     WHERE e.id = ANY($1::bigint[]) AND e.row_data IS NOT NULL
 ), links AS (
     SELECT ev.id AS event_id,
-           json_agg(json_build_object(
+           pg_catalog.json_agg(pg_catalog.json_build_object(
                'id', dp.id,
                'procedureId', dp."procedureId",
-               'procedure', CASE WHEN pr.id IS NOT NULL THEN json_build_object(
+               'procedure', CASE WHEN pr.id IS NOT NULL THEN pg_catalog.json_build_object(
                    'id', pr.id,
                    'name', pr.name,
-                   'price', trim_scale(pr.price)::text) END)
+                   'price', pg_catalog.trim_scale(pr.price)::text) END)
            ORDER BY dp.id) AS procs
     FROM ev
     JOIN doctor_procedures dp ON dp."doctorId" = (ev.r ->> 'id')::bigint
@@ -24,7 +27,7 @@ WITH ev AS (
     GROUP BY ev.id
 )
 SELECT ev.id,
-       json_build_object(
+       pg_catalog.json_build_object(
            'id', ev.r -> 'id',
            'name', ev.r -> 'name',
            'crm', ev.r -> 'crm',
@@ -32,9 +35,9 @@ SELECT ev.id,
            'phone', ev.r -> 'phone',
            'isBusy', ev.r -> 'isBusy',
            'accountId', ev.r -> 'accountId',
-           'createdAt', to_char((ev.r ->> 'createdAt')::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-           'updatedAt', to_char((ev.r ->> 'updatedAt')::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-           'deletedAt', to_char((ev.r ->> 'deletedAt')::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+           'createdAt', pg_catalog.to_char((ev.r ->> 'createdAt')::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+           'updatedAt', pg_catalog.to_char((ev.r ->> 'updatedAt')::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+           'deletedAt', pg_catalog.to_char((ev.r ->> 'deletedAt')::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
            'doctorProcedures', coalesce(l.procs, '[]'::json)
        )::text
 FROM ev
