@@ -10,7 +10,8 @@
 //
 // Up either applies every pending migration or nothing (one transaction); it first
 // checks that the clinic tables and columns the triggers and enrichment use exist, and
-// names whatever is missing. Down removes everything Up added, the schema included,
+// that the migrating role holds every privilege the pending migrations need, and names
+// whatever is missing. Down checks its privileges the same way. Down removes everything Up added, the schema included,
 // and never touches the application's rows.
 package migrate
 
@@ -47,6 +48,84 @@ type Status struct {
 // ErrSchemaIncomplete is returned by Up when the database lacks clinic tables or
 // columns the notifier needs.
 var ErrSchemaIncomplete = errors.New("the clinic schema is incomplete")
+
+// ErrPrivileges is returned by Up and Down, before they change anything, when the
+// migrating role lacks a privilege the migrations need.
+var ErrPrivileges = errors.New("the migrating role lacks privileges")
+
+// need is a privilege a migration needs on a table: TRIGGER, SELECT, or OWNER (to be
+// the table's owner or a member of its owning role, which DROP TRIGGER and ALTER TABLE
+// require).
+type need struct {
+	privilege, table string
+}
+
+// upNeeds and downNeeds are what applying and reverting each migration needs, beyond
+// CREATE on the database (for schema notifier) or ownership of schema notifier. The
+// functions the migrations install run as their owner and touch only notifier.*, and
+// read nothing of the clinic's tables but their triggers' OLD and NEW: at run time
+// they need nothing more.
+var (
+	upNeeds = map[int][]need{
+		1: {{"TRIGGER", "appointments"}, {"TRIGGER", "doctors"}},
+		// 0002 drops 0001's triggers and alters the log.
+		2: {{"TRIGGER", "appointments"}, {"TRIGGER", "doctors"}, {"TRIGGER", "statuses"}, {"SELECT", "statuses"},
+			{"OWNER", "appointments"}, {"OWNER", "doctors"}, {"OWNER", "notifier.events"}},
+	}
+	downNeeds = map[int][]need{
+		1: {{"OWNER", "appointments"}, {"OWNER", "doctors"}, {"OWNER", "notifier.events"}},
+		2: {{"OWNER", "appointments"}, {"OWNER", "doctors"}, {"OWNER", "statuses"}, {"OWNER", "notifier.events"}},
+	}
+)
+
+// checkPrivileges reports, wrapped in ErrPrivileges, every privilege the current role
+// lacks for running migrations ms in direction needs.
+func checkPrivileges(ctx context.Context, tx pgx.Tx, ms []Migration, needs map[int][]need, direction string) error {
+	var missing []string
+	seen := map[need]bool{}
+	var schemaOwned, schemaExists, canCreate bool
+	if err := tx.QueryRow(ctx, `SELECT coalesce((SELECT pg_has_role(nspowner, 'USAGE') FROM pg_namespace WHERE nspname = 'notifier'), false),
+       EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'notifier'),
+       has_database_privilege(current_database(), 'CREATE')`).Scan(&schemaOwned, &schemaExists, &canCreate); err != nil {
+		return fmt.Errorf("check privileges: %w", err)
+	}
+	switch {
+	case schemaExists && !schemaOwned:
+		missing = append(missing, "ownership of schema notifier")
+	case !schemaExists && !canCreate && direction == "up":
+		missing = append(missing, "CREATE on the database (for schema notifier)")
+	}
+	for _, m := range ms {
+		for _, n := range needs[m.Version] {
+			if seen[n] {
+				continue
+			}
+			seen[n] = true
+			var ok bool
+			var err error
+			if n.privilege == "OWNER" {
+				// A table the migrations create (notifier.events) is owned by whoever creates it.
+				err = tx.QueryRow(ctx, `SELECT coalesce((SELECT pg_has_role(relowner, 'USAGE') FROM pg_class WHERE oid = to_regclass($1)), true)`, n.table).Scan(&ok)
+			} else {
+				err = tx.QueryRow(ctx, `SELECT coalesce(has_table_privilege(to_regclass($1), $2), false)`, n.table, n.privilege).Scan(&ok)
+			}
+			if err != nil {
+				return fmt.Errorf("check privileges on %s: %w", n.table, err)
+			}
+			if !ok {
+				what := n.privilege + " on " + n.table
+				if n.privilege == "OWNER" {
+					what = "ownership of " + n.table
+				}
+				missing = append(missing, fmt.Sprintf("%s (migration %04d_%s)", what, m.Version, m.Name))
+			}
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%w: migrate %s needs %s", ErrPrivileges, direction, strings.Join(missing, ", "))
+	}
+	return nil
+}
 
 var fileRE = regexp.MustCompile(`^(\d+)_([a-z0-9_]+)\.(up|down)\.sql$`)
 
@@ -173,12 +252,21 @@ func Up(ctx context.Context, conn *pgx.Conn, migrations []Migration) ([]Migratio
 		if err := CheckSchema(ctx, tx); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, bookkeeping); err != nil {
-			return fmt.Errorf("create notifier.schema_migrations: %w", err)
-		}
-		done, err := appliedVersions(ctx, tx)
+		done, err := appliedIfAny(ctx, tx)
 		if err != nil {
 			return err
+		}
+		var pending []Migration
+		for _, m := range migrations {
+			if _, ok := done[m.Version]; !ok {
+				pending = append(pending, m)
+			}
+		}
+		if err := checkPrivileges(ctx, tx, pending, upNeeds, "up"); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, bookkeeping); err != nil {
+			return fmt.Errorf("create notifier.schema_migrations: %w", err)
 		}
 		for _, m := range migrations {
 			if _, ok := done[m.Version]; ok {
@@ -208,6 +296,10 @@ func Down(ctx context.Context, conn *pgx.Conn, migrations []Migration) ([]Migrat
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(lockKey)); err != nil {
 			return fmt.Errorf("lock: %w", err)
 		}
+		// Schema ownership first: without it the bookkeeping cannot even be read.
+		if err := checkPrivileges(ctx, tx, nil, downNeeds, "down"); err != nil {
+			return err
+		}
 		var exists bool
 		if err := tx.QueryRow(ctx, "SELECT to_regclass('notifier.schema_migrations') IS NOT NULL").Scan(&exists); err != nil {
 			return fmt.Errorf("read notifier.schema_migrations: %w", err)
@@ -217,6 +309,15 @@ func Down(ctx context.Context, conn *pgx.Conn, migrations []Migration) ([]Migrat
 		}
 		done, err := appliedVersions(ctx, tx)
 		if err != nil {
+			return err
+		}
+		var applied []Migration
+		for _, m := range migrations {
+			if _, ok := done[m.Version]; ok {
+				applied = append(applied, m)
+			}
+		}
+		if err := checkPrivileges(ctx, tx, applied, downNeeds, "down"); err != nil {
 			return err
 		}
 		for i := len(migrations) - 1; i >= 0; i-- {
@@ -266,6 +367,18 @@ func List(ctx context.Context, conn *pgx.Conn, migrations []Migration) ([]Status
 		}
 	}
 	return out, nil
+}
+
+// appliedIfAny is appliedVersions, or nothing when the bookkeeping table is not there yet.
+func appliedIfAny(ctx context.Context, tx pgx.Tx) (map[int]time.Time, error) {
+	var exists bool
+	if err := tx.QueryRow(ctx, "SELECT to_regclass('notifier.schema_migrations') IS NOT NULL").Scan(&exists); err != nil {
+		return nil, fmt.Errorf("read notifier.schema_migrations: %w", err)
+	}
+	if !exists {
+		return map[int]time.Time{}, nil
+	}
+	return appliedVersions(ctx, tx)
 }
 
 func appliedVersions(ctx context.Context, q interface {

@@ -875,13 +875,85 @@ func TestNonSuperuser(t *testing.T) {
 	exec(t, b.conn, "GRANT SELECT ON ALL TABLES IN SCHEMA public TO "+weak)
 	exec(t, b.conn, "SET ROLE "+weak)
 	_, err = migrate.Up(ctx, b.conn, ms)
-	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) || pgErr.Code != "42501" {
-		t.Errorf("Up as a role without CREATE: %v, want insufficient_privilege", err)
+	if !errors.Is(err, migrate.ErrPrivileges) || !strings.Contains(err.Error(), "CREATE on the database") {
+		t.Errorf("Up as a role without CREATE: %v, want ErrPrivileges naming CREATE on the database", err)
 	}
 	exec(t, b.conn, "RESET ROLE")
 	if schemaExists(t, b.conn, "notifier") {
 		t.Error("schema notifier exists after a failed Up")
+	}
+}
+
+// TestLeastPrivilegeMigrator: a migrator distinct from the app, with CREATE on the
+// database and TRIGGER on the clinic tables but owning none of them, is refused before
+// anything changes, with every missing privilege named (0002 drops 0001's triggers,
+// which only a table's owner may). Made a member of the owning role, it migrates, and
+// the app's role (no privilege on notifier.*) then writes, checks in and commits
+// without any permission error: the installed functions read none of its tables.
+// Down by a role that owns nothing is refused the same way.
+func TestLeastPrivilegeMigrator(t *testing.T) {
+	t.Parallel()
+	b := setup(t).clinic(t)
+	ctx := t.Context()
+	ms := load(t)
+	app := role(t, b, "")
+	migrator := role(t, b, "")
+	db := scan[string](t, b.conn, "SELECT current_database()")
+	exec(t, b.conn, fmt.Sprintf(`DO $$ DECLARE r record; BEGIN
+  FOR r IN SELECT tablename FROM pg_tables WHERE schemaname = 'public' LOOP
+    EXECUTE format('ALTER TABLE public.%%I OWNER TO %[1]s', r.tablename);
+  END LOOP;
+END $$;
+GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO %[1]s;
+GRANT CREATE ON DATABASE %[2]s TO %[3]s;
+GRANT TRIGGER ON appointments, doctors, statuses TO %[3]s;
+GRANT SELECT ON statuses TO %[3]s`, app, pgx.Identifier{db}.Sanitize(), migrator))
+	before := catalog(t, b.conn)
+
+	exec(t, b.conn, "SET ROLE "+migrator)
+	_, err := migrate.Up(ctx, b.conn, ms)
+	exec(t, b.conn, "RESET ROLE")
+	if !errors.Is(err, migrate.ErrPrivileges) {
+		t.Fatalf("Up without ownership: %v, want ErrPrivileges", err)
+	}
+	for _, want := range []string{"ownership of appointments", "ownership of doctors"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("refusal %q does not name %s", err, want)
+		}
+	}
+	if after := catalog(t, b.conn); !slices.Equal(after, before) {
+		t.Errorf("a refused Up changed the catalog")
+	}
+
+	exec(t, b.conn, fmt.Sprintf("GRANT %s TO %s", app, migrator))
+	exec(t, b.conn, "SET ROLE "+migrator)
+	applied, err := migrate.Up(ctx, b.conn, ms)
+	exec(t, b.conn, "RESET ROLE")
+	if err != nil || len(applied) != len(ms) {
+		t.Fatalf("Up as a member of the owning role: %+v, %v", applied, err)
+	}
+
+	exec(t, b.conn, "SET ROLE "+app)
+	id := appointment(t, b.conn, 1, 1)
+	exec(t, b.conn, `UPDATE appointments SET "statusId" = $1 WHERE id = $2`, statusID(t, b.conn, "Check-in"), id)
+	exec(t, b.conn, "RESET ROLE")
+	checkEvents(t, events(t, b.conn),
+		event{Event: "appointments.created", Row: id, Account: 1},
+		event{Event: "appointments.checkin", Row: id, Account: 1})
+
+	outsider := role(t, b, "")
+	exec(t, b.conn, "SET ROLE "+outsider)
+	_, err = migrate.Down(ctx, b.conn, ms)
+	exec(t, b.conn, "RESET ROLE")
+	if !errors.Is(err, migrate.ErrPrivileges) || !strings.Contains(err.Error(), "ownership of schema notifier") {
+		t.Errorf("Down by a role that owns nothing: %v, want ErrPrivileges naming the schema", err)
+	}
+	if !schemaExists(t, b.conn, "notifier") {
+		t.Error("a refused Down removed schema notifier")
+	}
+	// The roles are dropped after the test; their objects depend on one another.
+	if _, err := migrate.Down(ctx, b.conn, ms); err != nil {
+		t.Fatal(err)
 	}
 }
 
