@@ -86,10 +86,13 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    opens boolean := current_setting('notifier.flush_queued', true) IS DISTINCT FROM 'y';
+    -- Marked with this transaction's id, not a constant: a session that sets the
+    -- variable itself cannot make its own transactions skip their flush.
+    xact  text    := pg_current_xact_id()::text;
+    opens boolean := current_setting('notifier.flush_queued', true) IS DISTINCT FROM xact;
 BEGIN
     IF opens THEN
-        PERFORM set_config('notifier.flush_queued', 'y', true);
+        PERFORM set_config('notifier.flush_queued', xact, true);
     END IF;
     IF TG_OP = 'INSERT' THEN
         INSERT INTO notifier.pending (seq, tbl, row_id, old_row, new_row, opens_flush)
