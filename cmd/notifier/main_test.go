@@ -245,28 +245,42 @@ func TestMigrateSQL(t *testing.T) {
 func checkStatus(t *testing.T, want string, args ...string) {
 	t.Helper()
 	out := mustCLI(t, append([]string{"migrate", "status"}, args...)...)
-	name, state, ok := strings.Cut(strings.TrimSuffix(out, "\n"), "\t")
-	if !ok || name != "0001_event_log" || strings.Contains(state, "\n") {
-		t.Fatalf("status %q: want one line 0001_event_log\\t<state>", out)
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if len(lines) != len(migrationNames) {
+		t.Fatalf("status %q: want one line per migration %v", out, migrationNames)
 	}
-	if want == "pending" {
-		if state != "pending" {
-			t.Errorf("state %q, want pending", state)
+	for i, line := range lines {
+		name, state, ok := strings.Cut(line, "\t")
+		if !ok || name != migrationNames[i] {
+			t.Fatalf("status line %q: want %s\\t<state>", line, migrationNames[i])
 		}
-		return
-	}
-	at, ok := strings.CutPrefix(state, "applied ")
-	if !ok {
-		t.Fatalf("state %q, want applied <time>", state)
-	}
-	ts, err := time.Parse(time.RFC3339, at)
-	if err != nil {
-		t.Fatalf("applied time %q: %v", at, err)
-	}
-	if d := time.Since(ts); d < -time.Minute || d > time.Minute {
-		t.Errorf("applied at %v, want about now", ts)
+		if want == "pending" {
+			if state != "pending" {
+				t.Errorf("%s: state %q, want pending", name, state)
+			}
+			continue
+		}
+		at, ok := strings.CutPrefix(state, "applied ")
+		if !ok {
+			t.Fatalf("%s: state %q, want applied <time>", name, state)
+		}
+		ts, err := time.Parse(time.RFC3339, at)
+		if err != nil {
+			t.Fatalf("applied time %q: %v", at, err)
+		}
+		if d := time.Since(ts); d < -time.Minute || d > time.Minute {
+			t.Errorf("applied at %v, want about now", ts)
+		}
 	}
 }
+
+// migrationNames are the embedded migrations, in order; appliedAll and revertedAll are
+// what `migrate up` and `migrate down` print for them on a fresh database.
+var (
+	migrationNames = []string{"0001_event_log", "0002_commit_facts"}
+	appliedAll     = "applied 0001_event_log\napplied 0002_commit_facts\n"
+	revertedAll    = "reverted 0002_commit_facts\nreverted 0001_event_log\n"
+)
 
 func countTriggers(t *testing.T, url string) int {
 	t.Helper()
@@ -288,17 +302,17 @@ func TestMigrateLifecycle(t *testing.T) {
 	migrateCmd := func(action string) string { return mustCLI(t, append([]string{"migrate", action}, db...)...) }
 
 	checkStatus(t, "pending", db...)
-	if out := migrateCmd("up"); out != "applied 0001_event_log\n" {
+	if out := migrateCmd("up"); out != appliedAll {
 		t.Errorf("migrate up printed %q", out)
 	}
 	checkStatus(t, "applied", db...)
-	if n := countTriggers(t, db[1]); n != 3 {
-		t.Errorf("%d notifier triggers after migrate up, want 3", n)
+	if n := countTriggers(t, db[1]); n != 6 {
+		t.Errorf("%d notifier triggers after migrate up, want 6", n)
 	}
 	if out := migrateCmd("up"); out != "up to date\n" {
 		t.Errorf("second migrate up printed %q", out)
 	}
-	if out := migrateCmd("down"); out != "reverted 0001_event_log\n" {
+	if out := migrateCmd("down"); out != revertedAll {
 		t.Errorf("migrate down printed %q", out)
 	}
 	if n := countTriggers(t, db[1]); n != 0 {
@@ -357,7 +371,7 @@ func TestConfigFromEnv(t *testing.T) {
 	t.Setenv("NOTIFIER_DATABASE_URL", url)
 	t.Setenv("NOTIFIER_AUTH_JWT_SECRET", secret)
 	checkStatus(t, "pending")
-	if out := mustCLI(t, "migrate", "up"); out != "applied 0001_event_log\n" {
+	if out := mustCLI(t, "migrate", "up"); out != appliedAll {
 		t.Errorf("migrate up printed %q", out)
 	}
 	verify(t, mustCLI(t, "token", "--account", "3"), secret, auth.DefaultAccountClaim)
@@ -530,13 +544,13 @@ func TestBinary(t *testing.T) {
 		if r := check(t, nil, 0, "", "migrate", "sql"); !strings.Contains(r.stdout, "CREATE CONSTRAINT TRIGGER") {
 			t.Errorf("migrate sql printed no triggers")
 		}
-		if r := check(t, env, 0, "", "migrate", "up"); r.stdout != "applied 0001_event_log\n" {
+		if r := check(t, env, 0, "", "migrate", "up"); r.stdout != appliedAll {
 			t.Errorf("migrate up printed %q", r.stdout)
 		}
 		if r := check(t, env, 0, "", "migrate", "status"); !strings.HasPrefix(r.stdout, "0001_event_log\tapplied ") {
 			t.Errorf("migrate status printed %q", r.stdout)
 		}
-		if r := check(t, env, 0, "", "migrate", "down"); r.stdout != "reverted 0001_event_log\n" {
+		if r := check(t, env, 0, "", "migrate", "down"); r.stdout != revertedAll {
 			t.Errorf("migrate down printed %q", r.stdout)
 		}
 	})
