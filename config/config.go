@@ -45,8 +45,11 @@ type HTTP struct {
 	Addr                     string        `mapstructure:"addr"`
 	AllowedOrigins           []string      `mapstructure:"allowed_origins"`
 	ShutdownTimeout          time.Duration `mapstructure:"shutdown_timeout"`
-	HandshakeTimeout         time.Duration `mapstructure:"handshake_timeout"`
-	MaxConnections           int           `mapstructure:"max_connections"`
+	HandshakeTimeout         time.Duration `mapstructure:"handshake_timeout"` // request headers, and the WebSocket handshake
+	ReadTimeout              time.Duration `mapstructure:"read_timeout"`      // a whole request, body included (not upgraded connections)
+	IdleTimeout              time.Duration `mapstructure:"idle_timeout"`      // a keep-alive connection between requests
+	MaxHeaderBytes           int           `mapstructure:"max_header_bytes"`  // request line and headers
+	MaxConnections           int           `mapstructure:"max_connections"`   // open TCP connections, WebSockets included
 	MaxConnectionsPerAccount int           `mapstructure:"max_connections_per_account"`
 	TLSCert                  string        `mapstructure:"tls_cert"`
 	TLSKey                   string        `mapstructure:"tls_key"`
@@ -86,6 +89,15 @@ type SocketIO struct {
 	PingInterval time.Duration `mapstructure:"ping_interval"`
 	PingTimeout  time.Duration `mapstructure:"ping_timeout"`
 	MaxPayload   int           `mapstructure:"max_payload"`
+	// ConnectTimeout bounds the time from the handshake to an accepted CONNECT.
+	ConnectTimeout time.Duration `mapstructure:"connect_timeout"`
+	// MaxUnauthenticated and MaxUnauthenticatedPerAddress cap sessions without a
+	// connected socket, in all and per client address; 0 is no cap.
+	MaxUnauthenticated           int `mapstructure:"max_unauthenticated"`
+	MaxUnauthenticatedPerAddress int `mapstructure:"max_unauthenticated_per_address"`
+	// MaxClientPackets is how many packets per second (and in a burst) a client may
+	// send before its session is closed.
+	MaxClientPackets int `mapstructure:"max_client_packets"`
 	// RecoverySecret keys the connection-state-recovery ids; instances behind one
 	// load balancer need the same. Default: the HS256 secret (a random one otherwise).
 	RecoverySecret string `mapstructure:"recovery_secret"`
@@ -106,43 +118,50 @@ type Logging struct {
 // defaults has a value for every key: viper's Unmarshal ignores environment variables
 // for keys it has never heard of.
 var defaults = map[string]any{
-	"database.url":                     "",
-	"database.max_conns":               int32(8),
-	"database.statement_timeout":       10 * time.Second,
-	"http.addr":                        ":8080",
-	"http.allowed_origins":             []string{},
-	"http.shutdown_timeout":            10 * time.Second,
-	"http.handshake_timeout":           10 * time.Second,
-	"http.max_connections":             10000,
-	"http.max_connections_per_account": 1000,
-	"http.tls_cert":                    "",
-	"http.tls_key":                     "",
-	"auth.jwt_secret":                  "",
-	"auth.algorithm":                   "HS256",
-	"auth.jwt_secret_file":             "",
-	"auth.public_key_file":             "",
-	"auth.jwks_url":                    "",
-	"auth.jwks_refresh":                10 * time.Minute,
-	"auth.jwks_min_refresh":            30 * time.Second,
-	"auth.account_claim":               "accountId",
-	"events":                           eventNames(decode.AllKinds),
-	"hub.room_prefix":                  "orders.account.",
-	"hub.max_lag":                      30 * time.Second,
-	"hub.replay_buffer":                1024,
-	"hub.replay_cache":                 8192,
-	"ws.ping_interval":                 25 * time.Second,
-	"ws.pong_wait":                     60 * time.Second,
-	"ws.write_wait":                    10 * time.Second,
-	"ws.read_limit":                    int64(4096),
-	"ws.max_client_messages":           10,
-	"socketio.ping_interval":           25 * time.Second,
-	"socketio.ping_timeout":            20 * time.Second,
-	"socketio.max_payload":             1000000,
-	"socketio.recovery_secret":         "",
-	"log.retention":                    24 * time.Hour,
-	"log.prune_interval":               time.Minute,
-	"logging.level":                    "info",
-	"logging.format":                   "json",
+	"database.url":                             "",
+	"database.max_conns":                       int32(8),
+	"database.statement_timeout":               10 * time.Second,
+	"http.addr":                                ":8080",
+	"http.allowed_origins":                     []string{},
+	"http.shutdown_timeout":                    10 * time.Second,
+	"http.handshake_timeout":                   10 * time.Second,
+	"http.read_timeout":                        15 * time.Second,
+	"http.idle_timeout":                        30 * time.Second,
+	"http.max_header_bytes":                    16 << 10,
+	"http.max_connections":                     10000,
+	"http.max_connections_per_account":         1000,
+	"http.tls_cert":                            "",
+	"http.tls_key":                             "",
+	"auth.jwt_secret":                          "",
+	"auth.algorithm":                           "HS256",
+	"auth.jwt_secret_file":                     "",
+	"auth.public_key_file":                     "",
+	"auth.jwks_url":                            "",
+	"auth.jwks_refresh":                        10 * time.Minute,
+	"auth.jwks_min_refresh":                    30 * time.Second,
+	"auth.account_claim":                       "accountId",
+	"events":                                   eventNames(decode.AllKinds),
+	"hub.room_prefix":                          "orders.account.",
+	"hub.max_lag":                              30 * time.Second,
+	"hub.replay_buffer":                        1024,
+	"hub.replay_cache":                         8192,
+	"ws.ping_interval":                         25 * time.Second,
+	"ws.pong_wait":                             60 * time.Second,
+	"ws.write_wait":                            10 * time.Second,
+	"ws.read_limit":                            int64(4096),
+	"ws.max_client_messages":                   10,
+	"socketio.ping_interval":                   25 * time.Second,
+	"socketio.ping_timeout":                    20 * time.Second,
+	"socketio.max_payload":                     1000000,
+	"socketio.connect_timeout":                 10 * time.Second,
+	"socketio.max_unauthenticated":             1000,
+	"socketio.max_unauthenticated_per_address": 50,
+	"socketio.max_client_packets":              10,
+	"socketio.recovery_secret":                 "",
+	"log.retention":                            24 * time.Hour,
+	"log.prune_interval":                       time.Minute,
+	"logging.level":                            "info",
+	"logging.format":                           "json",
 }
 
 func eventNames(s decode.Set) []string {
@@ -257,6 +276,12 @@ func (c *Config) validateCommon() error {
 		return invalid("http.shutdown_timeout", "must be positive")
 	case c.HTTP.HandshakeTimeout <= 0:
 		return invalid("http.handshake_timeout", "must be positive")
+	case c.HTTP.ReadTimeout < c.HTTP.HandshakeTimeout:
+		return invalid("http.read_timeout", "must be at least http.handshake_timeout (%s), got %s", c.HTTP.HandshakeTimeout, c.HTTP.ReadTimeout)
+	case c.HTTP.IdleTimeout <= 0:
+		return invalid("http.idle_timeout", "must be positive")
+	case c.HTTP.MaxHeaderBytes < 4096:
+		return invalid("http.max_header_bytes", "must be at least 4096 bytes, got %d", c.HTTP.MaxHeaderBytes)
 	case c.HTTP.MaxConnections < 0:
 		return invalid("http.max_connections", "must not be negative (0 is unlimited)")
 	case c.HTTP.MaxConnectionsPerAccount < 0:
@@ -269,6 +294,14 @@ func (c *Config) validateCommon() error {
 		return invalid("socketio.ping_timeout", "must be positive")
 	case c.SocketIO.MaxPayload < 1024:
 		return invalid("socketio.max_payload", "must be at least 1024 bytes, got %d", c.SocketIO.MaxPayload)
+	case c.SocketIO.ConnectTimeout <= 0:
+		return invalid("socketio.connect_timeout", "must be positive")
+	case c.SocketIO.MaxUnauthenticated < 0:
+		return invalid("socketio.max_unauthenticated", "must not be negative (0 is unlimited), got %d", c.SocketIO.MaxUnauthenticated)
+	case c.SocketIO.MaxUnauthenticatedPerAddress < 0:
+		return invalid("socketio.max_unauthenticated_per_address", "must not be negative (0 is unlimited), got %d", c.SocketIO.MaxUnauthenticatedPerAddress)
+	case c.SocketIO.MaxClientPackets < 1:
+		return invalid("socketio.max_client_packets", "must be at least 1, got %d", c.SocketIO.MaxClientPackets)
 	case c.WS.MaxClientMessages < 1:
 		return invalid("ws.max_client_messages", "must be at least 1, got %d", c.WS.MaxClientMessages)
 	case c.Auth.Algorithm != auth.AlgHS256 && c.Auth.Algorithm != auth.AlgRS256 && c.Auth.Algorithm != auth.AlgES256:

@@ -82,13 +82,17 @@ func defaults() config.Config {
 		Database: config.Database{MaxConns: 8, StatementTimeout: 10 * time.Second},
 		HTTP: config.HTTP{
 			Addr: ":8080", ShutdownTimeout: 10 * time.Second, HandshakeTimeout: 10 * time.Second,
+			ReadTimeout: 15 * time.Second, IdleTimeout: 30 * time.Second, MaxHeaderBytes: 16 << 10,
 			MaxConnections: 10000, MaxConnectionsPerAccount: 1000,
 		},
-		Auth:     config.Auth{Algorithm: "HS256", AccountClaim: "accountId", JWKSRefresh: 10 * time.Minute, JWKSMinRefresh: 30 * time.Second},
-		Events:   allEvents,
-		Hub:      config.Hub{RoomPrefix: "orders.account.", ReplayBuffer: 1024, ReplayCache: 8192, MaxLag: 30 * time.Second},
-		WS:       config.WS{PingInterval: 25 * time.Second, PongWait: time.Minute, WriteWait: 10 * time.Second, ReadLimit: 4096, MaxClientMessages: 10},
-		SocketIO: config.SocketIO{PingInterval: 25 * time.Second, PingTimeout: 20 * time.Second, MaxPayload: 1000000},
+		Auth:   config.Auth{Algorithm: "HS256", AccountClaim: "accountId", JWKSRefresh: 10 * time.Minute, JWKSMinRefresh: 30 * time.Second},
+		Events: allEvents,
+		Hub:    config.Hub{RoomPrefix: "orders.account.", ReplayBuffer: 1024, ReplayCache: 8192, MaxLag: 30 * time.Second},
+		WS:     config.WS{PingInterval: 25 * time.Second, PongWait: time.Minute, WriteWait: 10 * time.Second, ReadLimit: 4096, MaxClientMessages: 10},
+		SocketIO: config.SocketIO{
+			PingInterval: 25 * time.Second, PingTimeout: 20 * time.Second, MaxPayload: 1000000, ConnectTimeout: 10 * time.Second,
+			MaxUnauthenticated: 1000, MaxUnauthenticatedPerAddress: 50, MaxClientPackets: 10,
+		},
 		Log:      config.Log{Retention: 24 * time.Hour, PruneInterval: time.Minute},
 		Logging:  config.Logging{Level: "info", Format: "json"},
 		EventSet: decode.AllKinds,
@@ -130,6 +134,9 @@ var everyKey = []struct {
 	{"http.allowed_origins", "https://a.example, https://b.example", "[https://a.example, https://b.example]"},
 	{"http.shutdown_timeout", "3s", "3s"},
 	{"http.handshake_timeout", "4s", "4s"},
+	{"http.read_timeout", "5s", "5s"},
+	{"http.idle_timeout", "6s", "6s"},
+	{"http.max_header_bytes", "8192", "8192"},
 	{"http.max_connections", "0", "0"}, // 0 is unlimited
 	{"http.max_connections_per_account", "5", "5"},
 	{"http.tls_cert", "/etc/notifier/cert.pem", "/etc/notifier/cert.pem"},
@@ -151,6 +158,10 @@ var everyKey = []struct {
 	{"socketio.ping_interval", "5s", "5s"},
 	{"socketio.ping_timeout", "4s", "4s"},
 	{"socketio.max_payload", "2048", "2048"},
+	{"socketio.connect_timeout", "3s", "3s"},
+	{"socketio.max_unauthenticated", "0", "0"}, // 0 is unlimited
+	{"socketio.max_unauthenticated_per_address", "7", "7"},
+	{"socketio.max_client_packets", "4", "4"},
 	{"socketio.recovery_secret", "recovery", "recovery"},
 	{"log.retention", "2h", "2h"},
 	{"log.prune_interval", "30s", "30s"},
@@ -163,15 +174,19 @@ var everyKeyConfig = config.Config{
 	HTTP: config.HTTP{
 		Addr: "127.0.0.1:9000", AllowedOrigins: []string{"https://a.example", "https://b.example"},
 		ShutdownTimeout: 3 * time.Second, HandshakeTimeout: 4 * time.Second,
+		ReadTimeout: 5 * time.Second, IdleTimeout: 6 * time.Second, MaxHeaderBytes: 8192,
 		MaxConnections: 0, MaxConnectionsPerAccount: 5,
 		TLSCert: "/etc/notifier/cert.pem", TLSKey: "/etc/notifier/key.pem",
 	},
 	Auth: config.Auth{Algorithm: "HS256", JWTSecret: secret, AccountClaim: "tenant",
 		JWKSRefresh: 5 * time.Minute, JWKSMinRefresh: 10 * time.Second},
-	Events:   []string{"doctors.created"},
-	Hub:      config.Hub{RoomPrefix: "room.", ReplayBuffer: 16, ReplayCache: 0, MaxLag: 5 * time.Second},
-	WS:       config.WS{PingInterval: time.Second, PongWait: 2 * time.Second, WriteWait: 3 * time.Second, ReadLimit: 512, MaxClientMessages: 3},
-	SocketIO: config.SocketIO{PingInterval: 5 * time.Second, PingTimeout: 4 * time.Second, MaxPayload: 2048, RecoverySecret: "recovery"},
+	Events: []string{"doctors.created"},
+	Hub:    config.Hub{RoomPrefix: "room.", ReplayBuffer: 16, ReplayCache: 0, MaxLag: 5 * time.Second},
+	WS:     config.WS{PingInterval: time.Second, PongWait: 2 * time.Second, WriteWait: 3 * time.Second, ReadLimit: 512, MaxClientMessages: 3},
+	SocketIO: config.SocketIO{
+		PingInterval: 5 * time.Second, PingTimeout: 4 * time.Second, MaxPayload: 2048, RecoverySecret: "recovery",
+		ConnectTimeout: 3 * time.Second, MaxUnauthenticated: 0, MaxUnauthenticatedPerAddress: 7, MaxClientPackets: 4,
+	},
 	Log:      config.Log{Retention: 2 * time.Hour, PruneInterval: 30 * time.Second},
 	Logging:  config.Logging{Level: "debug", Format: "text"},
 	EventSet: decode.Set(0).With(decode.DoctorCreated),
@@ -330,6 +345,15 @@ func TestValidationFromEnv(t *testing.T) {
 		{"http.shutdown_timeout", "0"},
 		{"http.shutdown_timeout", "-1s"},
 		{"http.handshake_timeout", "0s"},
+		{"http.read_timeout", "9s"}, // shorter than the default handshake timeout
+		{"http.read_timeout", "soon"},
+		{"http.idle_timeout", "0s"},
+		{"http.max_header_bytes", "4095"},
+		{"socketio.connect_timeout", "0s"},
+		{"socketio.connect_timeout", "-1s"},
+		{"socketio.max_unauthenticated", "-1"},
+		{"socketio.max_unauthenticated_per_address", "-1"},
+		{"socketio.max_client_packets", "0"},
 		{"http.max_connections", "-1"},
 		{"http.max_connections_per_account", "-1"},
 		{"http.tls_cert", "/etc/notifier/cert.pem"}, // without http.tls_key
@@ -373,6 +397,7 @@ func TestValidationFromFile(t *testing.T) {
 		{"database.max_conns", "database:\n  max_conns: many\n"},
 		{"logging.level", "logging:\n  level: \"\"\n"},
 		{"http.tls_key", "http:\n  tls_key: /etc/notifier/key.pem\n"}, // without http.tls_cert
+		{"http.read_timeout", "http:\n  handshake_timeout: 20s\n  read_timeout: 19s\n"},
 	} {
 		t.Run(tc.key, func(t *testing.T) {
 			t.Parallel()

@@ -20,6 +20,7 @@ import (
 
 	"github.com/pgnotifier/notifier/config"
 	"github.com/pgnotifier/notifier/internal/auth"
+	"github.com/pgnotifier/notifier/internal/connlimit"
 	"github.com/pgnotifier/notifier/internal/metrics"
 	"github.com/pgnotifier/notifier/notifier/decode"
 	"github.com/pgnotifier/notifier/notifier/enrich"
@@ -199,6 +200,7 @@ func (s *Service) Run(ctx context.Context) error {
 			return fmt.Errorf("listen on %s: %w", s.cfg.HTTP.Addr, err)
 		}
 	}
+	conns := connlimit.New(s.cfg.HTTP.MaxConnections, s.metrics)
 	wsHandler := ws.New(ws.Config{
 		Events:            s.cfg.EventSet,
 		PingInterval:      s.cfg.WS.PingInterval,
@@ -208,22 +210,39 @@ func (s *Service) Run(ctx context.Context) error {
 		AllowedOrigins:    s.cfg.HTTP.AllowedOrigins,
 		MaxClientMessages: s.cfg.WS.MaxClientMessages,
 		HandshakeTimeout:  s.cfg.HTTP.HandshakeTimeout,
+		OverLimit:         conns.OverLimit,
 		Logger:            s.logger,
 		Metrics:           s.metrics,
 	}, s.hub, s.verifier)
 	sioHandler := socketio.New(socketio.Config{
-		Events:         s.cfg.EventSet,
-		PingInterval:   s.cfg.SocketIO.PingInterval,
-		PingTimeout:    s.cfg.SocketIO.PingTimeout,
-		MaxPayload:     s.cfg.SocketIO.MaxPayload,
-		WriteWait:      s.cfg.WS.WriteWait,
-		AllowedOrigins: s.cfg.HTTP.AllowedOrigins,
-		RecoverySecret: s.recoverySecret(),
-		Logger:         s.logger,
+		Events:                       s.cfg.EventSet,
+		PingInterval:                 s.cfg.SocketIO.PingInterval,
+		PingTimeout:                  s.cfg.SocketIO.PingTimeout,
+		MaxPayload:                   s.cfg.SocketIO.MaxPayload,
+		ConnectTimeout:               s.cfg.SocketIO.ConnectTimeout,
+		WriteWait:                    s.cfg.WS.WriteWait,
+		AllowedOrigins:               s.cfg.HTTP.AllowedOrigins,
+		MaxUnauthenticated:           s.cfg.SocketIO.MaxUnauthenticated,
+		MaxUnauthenticatedPerAddress: s.cfg.SocketIO.MaxUnauthenticatedPerAddress,
+		MaxClientPackets:             s.cfg.SocketIO.MaxClientPackets,
+		OverLimit:                    conns.OverLimit,
+		RecoverySecret:               s.recoverySecret(),
+		Logger:                       s.logger,
+		Metrics:                      s.metrics,
 	}, s.hub, s.verifier)
+	// Every connection counts against http.max_connections until it closes, hijacked
+	// WebSockets included. ReadTimeout bounds reading every request, body included;
+	// it does not end a polling GET that waits for packets (net/http clears the
+	// deadline once the request is read), nor a WebSocket: gorilla's upgrade clears
+	// it and the readers own their deadlines. Idle keep-alive connections close.
 	srv := &http.Server{
-		Handler:           s.routes(wsHandler, sioHandler),
+		Handler:           conns.Handler(s.routes(wsHandler, sioHandler)),
+		ConnContext:       conns.ConnContext,
+		ConnState:         conns.ConnState,
 		ReadHeaderTimeout: s.cfg.HTTP.HandshakeTimeout,
+		ReadTimeout:       s.cfg.HTTP.ReadTimeout,
+		IdleTimeout:       s.cfg.HTTP.IdleTimeout,
+		MaxHeaderBytes:    s.cfg.HTTP.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
 	}
 

@@ -8,9 +8,15 @@
 // # Lifecycle
 //
 // A handshake (a GET without sid, over polling or WebSocket) opens an Engine.IO
-// session and starts its loop. Polling sessions may upgrade to WebSocket (2probe,
-// 3probe, a noop to the pending GET, 5). The client then sends CONNECT with its
-// token in auth.token, else the handshake's Authorization: Bearer header counts.
+// session and starts its loop, unless it is refused with an HTTP error and the
+// Engine.IO JSON body, before any upgrade: 503 on a connection over
+// http.max_connections (Config.OverLimit), 503 past Config.MaxUnauthenticated
+// sessions without a connected socket, 429 past Config.MaxUnauthenticatedPerAddress
+// of them from the client's address, 503 at shutdown (an upgrade over the limit
+// gets 503 too, and the client goes on polling). Polling sessions may upgrade to
+// WebSocket (2probe, 3probe, a noop to the pending GET, 5). The client then sends
+// CONNECT with its token in auth.token, else the handshake's Authorization: Bearer
+// header counts.
 // A refused token gets CONNECT_ERROR {"message":…,"data":{"code":…}}, which the
 // client does not retry. An accepted one subscribes to the account's room and is
 // acknowledged with a sid and a pid. A CONNECT holding a pid minted for the same
@@ -34,7 +40,9 @@
 // by itself), when the client disconnects, or with its session. A session ends when
 // the client closes it, its transport drops, it misses a pong for PingTimeout, it
 // has no connected socket for ConnectTimeout, on a protocol error (a malformed or
-// binary packet, an overlapping poll), or at shutdown (hub.Close or Handler.Close:
+// binary packet, an overlapping poll), when the client sends more than
+// Config.MaxClientPackets packets a second (but for the pongs the heartbeat asks
+// for) or a message over its payload limit, or at shutdown (hub.Close or Handler.Close:
 // EventDisconnect, then the transport closes without DISCONNECT so that the client
 // reconnects elsewhere and recovers). A polling session whose client stopped
 // polling is reaped by the heartbeat: its ping is never fetched, so no pong comes.
@@ -51,9 +59,11 @@
 // meanwhile. The loop waits for its feeders; Handler.Wait waits for loops,
 // feeders and readers.
 //
-// Lock order: the package has one mutex, Handler.mu, guarding the session map. It
-// is a leaf: nothing else is locked, no channel operation or hub call happens,
-// while it is held. The hub's own locks (Hub.mu before room.mu) are taken inside
+// Lock order: the package has one mutex, Handler.mu, guarding the session map and
+// the counts of sessions without a connected socket (in all and by address; the
+// loop moves its session out of them at the ack and back at a leave). It is a
+// leaf: nothing else is locked, no channel operation or hub call happens, while
+// it is held. The hub's own locks (Hub.mu before room.mu) are taken inside
 // hub calls made by loops and feeders, which hold no lock of ours.
 //
 // # Invariants
@@ -71,7 +81,12 @@
 //     WebSocket, or a pending GET). What a client has not taken stays in the hub's
 //     shared ring, and a client that falls MaxLag behind is ended by the hub
 //     (hub.ErrSlowConsumer) rather than buffered. A packet and a POST are at most
-//     Config.MaxPayload bytes; CONNECT attempts per session are capped.
+//     Config.MaxPayload bytes, and at most maxUnauthenticatedPayload (what a CONNECT
+//     needs) while the session has no connected socket; CONNECT attempts per
+//     session are capped. Sessions without a connected socket are capped in
+//     number and live at most ConnectTimeout, and every body must arrive within
+//     the server's ReadTimeout: what a client without a token holds is bounded
+//     in count, bytes and time.
 //   - Event bytes are the hub's shared Message.Data: a WebSocket frame is written
 //     from a per-kind prefix, the data and a small offset suffix, with no copy of
 //     its own; a polling answer copies them once into its body.

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,6 +16,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/pgnotifier/notifier/internal/auth"
+	"github.com/pgnotifier/notifier/internal/metrics"
 	"github.com/pgnotifier/notifier/notifier/decode"
 	"github.com/pgnotifier/notifier/notifier/hub"
 )
@@ -52,9 +55,11 @@ const (
 	DefaultPingInterval   = 25 * time.Second
 	DefaultPingTimeout    = 20 * time.Second
 	DefaultMaxPayload     = 1_000_000
-	DefaultConnectTimeout = 45 * time.Second
+	DefaultConnectTimeout = 10 * time.Second
 	DefaultUpgradeTimeout = 10 * time.Second
 	DefaultWriteWait      = 10 * time.Second
+	// DefaultMaxClientPackets is the default of Config.MaxClientPackets.
+	DefaultMaxClientPackets = 10
 )
 
 // Fixed limits.
@@ -62,6 +67,44 @@ const (
 	maxConnectAttempts = 4               // CONNECT packets per Engine.IO session
 	closeGrace         = 2 * time.Second // for the last packets of a closing session
 	preflightMaxAge    = "600"
+	// maxUnauthenticatedPayload bounds what a session without a connected socket may
+	// send in one packet or POST: a CONNECT with the largest token auth accepts and
+	// a recovery pid and offset fits.
+	maxUnauthenticatedPayload = auth.DefaultMaxTokenBytes + 8<<10
+)
+
+// Reasons a handshake or a CONNECT is refused, as the refusal metric labels them.
+const (
+	refusedLimit           = "limit"                 // http.max_connections
+	refusedUnauthenticated = "unauthenticated_limit" // Config.MaxUnauthenticated
+	refusedAddress         = "address_limit"         // Config.MaxUnauthenticatedPerAddress
+	refusedShutdown        = "shutdown"
+	refusedOrigin          = "origin"
+	refusedAuth            = "auth"
+	refusedAccountLimit    = "account_limit"
+	refusedUnavailable     = "unavailable" // signing keys could not be fetched
+)
+
+// Handshake refusals' messages.
+const (
+	msgTooManyConnections = "too many connections"
+	msgTooManySessions    = "too many unauthenticated sessions"
+	msgTooManyFromAddress = "too many unauthenticated sessions from this address"
+)
+
+// closeReasons are the reasons a session or a socket ends, each counted by the close
+// metric (spaces as underscores).
+var closeReasons = []string{
+	"client close", "transport close", "transport error", "ping timeout", "connect timeout",
+	"parse error", "binary packet", "duplicate connect", "too many connects", "overlapping poll",
+	"overlapping post", "poll closed prematurely", "subscribe failed", "replay failed",
+	reasonClientFlood, reasonTooBig, ReasonShutdown, ReasonTokenExpired, ReasonSlowConsumer,
+}
+
+// Reasons a client's own traffic closes its session.
+const (
+	reasonClientFlood = "too many client packets" // over Config.MaxClientPackets
+	reasonTooBig      = "message too big"         // a WebSocket message over the payload limit
 )
 
 // Config configures the handler.
@@ -70,10 +113,26 @@ type Config struct {
 	PingInterval   time.Duration // the server pings every interval; default 25s
 	PingTimeout    time.Duration // a session that does not pong within it is closed; default 20s
 	MaxPayload     int           // bytes per packet and per polling POST; default 1e6
-	ConnectTimeout time.Duration // a session without a connected socket lives this long; default 45s
+	ConnectTimeout time.Duration // a session without a connected socket lives this long; default 10s
 	UpgradeTimeout time.Duration // from WebSocket probe to upgrade; default 10s
 	WriteWait      time.Duration // deadline of each WebSocket write; default 10s
 	AllowedOrigins []string      // browser origins allowed, for CORS and WebSocket; empty allows any
+
+	// MaxUnauthenticated and MaxUnauthenticatedPerAddress cap the sessions without a
+	// connected socket (opened and not yet, or no longer, CONNECTed), in all and per
+	// client address (an IPv6 address counts by its /64); past them a handshake gets
+	// 503 and 429. 0 is no cap. Such sessions send at most maxUnauthenticatedPayload
+	// bytes a packet or POST, and live ConnectTimeout.
+	MaxUnauthenticated           int
+	MaxUnauthenticatedPerAddress int
+	// MaxClientPackets is how many packets a client may send a second, and in a
+	// burst, before its session is closed; the pong that answers the server's ping
+	// is free, WebSocket probes count, WebSocket pings count apart at the same
+	// rate. Default 10.
+	MaxClientPackets int
+	// OverLimit reports that a request came on a connection over http.max_connections
+	// (connlimit.Limiter.OverLimit): a handshake or an upgrade on it gets 503. Nil: never.
+	OverLimit func(*http.Request) bool
 
 	// RecoverySecret keys the HMAC of recovery pids and socket ids. Every instance
 	// that should accept another's reconnecting clients needs the same secret. When
@@ -81,6 +140,7 @@ type Config struct {
 	RecoverySecret []byte
 
 	Logger  *slog.Logger
+	Metrics *metrics.Registry
 	NowFunc func() time.Time // default time.Now; used for token checks and expiry
 }
 
@@ -96,11 +156,36 @@ type Handler struct {
 	prefixes map[decode.Kind][]byte // `42["<name>",` of each allowed kind
 	open     struct{ polling, websocket []byte }
 
-	mu       sync.Mutex // guards sessions and closed; a leaf lock, see doc.go
+	mu       sync.Mutex // guards the fields below and session.unauthenticated; a leaf lock, see doc.go
 	sessions map[string]*session
 	closed   bool
+	unauth   int            // sessions without a connected socket
+	byAddr   map[string]int // the same, by client address
 
 	wg sync.WaitGroup // session loops and WebSocket readers (loops wait for their feeders)
+	m  handlerMetrics
+}
+
+type handlerMetrics struct {
+	sessions, unauthenticated *metrics.Gauge
+	refused                   map[string]*metrics.Counter
+	closed                    map[string]*metrics.Counter
+}
+
+func newHandlerMetrics(r *metrics.Registry) handlerMetrics {
+	m := handlerMetrics{
+		sessions:        r.Gauge("notifier_socketio_sessions", "Open Engine.IO sessions."),
+		unauthenticated: r.Gauge("notifier_socketio_sessions_unauthenticated", "Engine.IO sessions without a connected socket."),
+		refused:         map[string]*metrics.Counter{},
+		closed:          map[string]*metrics.Counter{},
+	}
+	for _, reason := range []string{refusedLimit, refusedUnauthenticated, refusedAddress, refusedShutdown, refusedOrigin, refusedAuth, refusedAccountLimit, refusedUnavailable} {
+		m.refused[reason] = r.Counter("notifier_socketio_refused_total", "Refused Socket.IO handshakes and CONNECTs, by reason.", "reason", reason)
+	}
+	for _, reason := range closeReasons {
+		m.closed[reason] = r.Counter("notifier_socketio_closed_total", "Engine.IO sessions closed, and Socket.IO sockets the server ended, by reason.", "reason", strings.ReplaceAll(reason, " ", "_"))
+	}
+	return m
 }
 
 // New returns the Socket.IO handler. h supplies the events and v checks tokens.
@@ -123,6 +208,9 @@ func New(cfg Config, h *hub.Hub, v *auth.Verifier) *Handler {
 	if cfg.WriteWait <= 0 {
 		cfg.WriteWait = DefaultWriteWait
 	}
+	if cfg.MaxClientPackets <= 0 {
+		cfg.MaxClientPackets = DefaultMaxClientPackets
+	}
 	if cfg.NowFunc == nil {
 		cfg.NowFunc = time.Now
 	}
@@ -143,6 +231,8 @@ func New(cfg Config, h *hub.Hub, v *auth.Verifier) *Handler {
 		rec:      recovery{key: key},
 		prefixes: make(map[decode.Kind][]byte),
 		sessions: make(map[string]*session),
+		byAddr:   make(map[string]int),
+		m:        newHandlerMetrics(cfg.Metrics),
 	}
 	for _, k := range decode.Kinds() {
 		if cfg.Events.Has(k) {
@@ -222,6 +312,14 @@ var errorMessages = map[int]string{
 	codeUnsupported:      "Unsupported protocol version",
 }
 
+// refuse answers a refused request with status and the JSON error body, counts it,
+// and closes the connection, which gives its place back at once (connlimit.Limiter).
+func (hd *Handler) refuse(w http.ResponseWriter, status int, reason, message string) {
+	hd.m.refused[reason].Inc()
+	w.Header().Set("Connection", "close")
+	writeError(w, status, codeForbidden, message)
+}
+
 // writeError answers with the Engine.IO JSON error body {"code":N,"message":"…"}.
 func writeError(w http.ResponseWriter, status, code int, message string) {
 	if message == "" {
@@ -265,7 +363,7 @@ func cors(w http.ResponseWriter, r *http.Request) {
 // POST, or a WebSocket (a handshake or an upgrade).
 func (hd *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !hd.allowed(r) {
-		writeError(w, http.StatusForbidden, codeForbidden, "origin not allowed")
+		hd.refuse(w, http.StatusForbidden, refusedOrigin, "origin not allowed")
 		return
 	}
 	cors(w, r)
@@ -317,32 +415,39 @@ func (hd *Handler) handshake(w http.ResponseWriter, r *http.Request, transport s
 		writeError(w, http.StatusBadRequest, codeBadMethod, "")
 		return
 	}
+	if transport == "websocket" && !websocket.IsWebSocketUpgrade(r) {
+		writeError(w, http.StatusBadRequest, codeBadRequest, "")
+		return
+	}
+	if hd.cfg.OverLimit != nil && hd.cfg.OverLimit(r) {
+		hd.refuse(w, http.StatusServiceUnavailable, refusedLimit, msgTooManyConnections)
+		return
+	}
 	// The Authorization header (or ?access_token) of the handshake stands in for a
 	// CONNECT without auth.token; it is checked at CONNECT, like the packet's.
 	header, _ := auth.TokenFromRequest(r)
+	s, err := hd.newSession(r, header, transport == "websocket")
+	switch {
+	case errors.Is(err, errClosed):
+		hd.refuse(w, http.StatusServiceUnavailable, refusedShutdown, ReasonShutdown)
+		return
+	case errors.Is(err, errTooManySessions):
+		hd.refuse(w, http.StatusServiceUnavailable, refusedUnauthenticated, msgTooManySessions)
+		return
+	case errors.Is(err, errTooManyFromAddress):
+		hd.refuse(w, http.StatusTooManyRequests, refusedAddress, msgTooManyFromAddress)
+		return
+	}
 	if transport == "polling" {
-		s, ok := hd.newSession(r, header, false)
-		if !ok {
-			writeError(w, http.StatusServiceUnavailable, codeForbidden, ReasonShutdown)
-			return
-		}
 		s.getting.Store(true)
 		g := newPollRequest()
 		hd.start(s, g, nil)
 		s.awaitPoll(w, r, g)
 		return
 	}
-	if !websocket.IsWebSocketUpgrade(r) {
-		writeError(w, http.StatusBadRequest, codeBadRequest, "")
-		return
-	}
 	conn, err := hd.upgrader.Upgrade(w, r, nil)
 	if err != nil {
-		return // the upgrader answered
-	}
-	s, ok := hd.newSession(r, header, true)
-	if !ok {
-		closeConn(conn, websocket.CloseGoingAway, ReasonShutdown, hd.cfg.WriteWait)
+		hd.remove(s) // the upgrader answered; the session never started
 		return
 	}
 	c := newWSConn(conn)
@@ -357,6 +462,11 @@ func (hd *Handler) handshake(w http.ResponseWriter, r *http.Request, transport s
 func (hd *Handler) upgrade(w http.ResponseWriter, r *http.Request, s *session) {
 	if !websocket.IsWebSocketUpgrade(r) {
 		writeError(w, http.StatusBadRequest, codeBadRequest, "")
+		return
+	}
+	if hd.cfg.OverLimit != nil && hd.cfg.OverLimit(r) {
+		// The client goes on polling.
+		hd.refuse(w, http.StatusServiceUnavailable, refusedLimit, msgTooManyConnections)
 		return
 	}
 	conn, err := hd.upgrader.Upgrade(w, r, nil)
@@ -375,19 +485,79 @@ func (hd *Handler) upgrade(w http.ResponseWriter, r *http.Request, s *session) {
 	s.readWS(c)
 }
 
-// newSession registers a session; false once the handler is closed.
-func (hd *Handler) newSession(r *http.Request, header string, wsOnly bool) (*session, bool) {
+// Why newSession refuses a session.
+var (
+	errClosed             = errors.New(ReasonShutdown)
+	errTooManySessions    = errors.New(msgTooManySessions)
+	errTooManyFromAddress = errors.New(msgTooManyFromAddress)
+)
+
+// newSession registers a session, which counts as unauthenticated until its socket
+// connects; it refuses one once the handler is closed or past the caps of
+// unauthenticated sessions.
+func (hd *Handler) newSession(r *http.Request, header string, wsOnly bool) (*session, error) {
 	s := newSession(hd, header, wsOnly, r.RemoteAddr)
 	hd.mu.Lock()
 	defer hd.mu.Unlock()
-	if hd.closed {
-		return nil, false
+	switch {
+	case hd.closed:
+		return nil, errClosed
+	case hd.cfg.MaxUnauthenticated > 0 && hd.unauth >= hd.cfg.MaxUnauthenticated:
+		return nil, errTooManySessions
+	case hd.cfg.MaxUnauthenticatedPerAddress > 0 && hd.byAddr[s.addr] >= hd.cfg.MaxUnauthenticatedPerAddress:
+		return nil, errTooManyFromAddress
 	}
 	for hd.sessions[s.id] != nil { // 120 random bits: never, but cheap to rule out
 		s.id = newEngineID()
 	}
 	hd.sessions[s.id] = s
-	return s, true
+	hd.m.sessions.Add(1)
+	hd.countUnauthenticatedLocked(s, true)
+	return s, nil
+}
+
+// addressKey is what the per-address cap counts a remote address by: its IP, or
+// for IPv6 its /64, which one host usually holds whole.
+func addressKey(remote string) string {
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		host = remote
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	ip = ip.Unmap()
+	if ip.Is6() {
+		return netip.PrefixFrom(ip, 64).Masked().String()
+	}
+	return ip.String()
+}
+
+// countUnauthenticatedLocked moves s into (in) or out of the count of sessions
+// without a connected socket; hd.mu is held.
+func (hd *Handler) countUnauthenticatedLocked(s *session, in bool) {
+	if s.unauthenticated == in {
+		return
+	}
+	s.unauthenticated = in
+	if in {
+		hd.unauth++
+		hd.byAddr[s.addr]++
+	} else {
+		hd.unauth--
+		if hd.byAddr[s.addr]--; hd.byAddr[s.addr] == 0 {
+			delete(hd.byAddr, s.addr)
+		}
+	}
+	hd.m.unauthenticated.Set(int64(hd.unauth))
+}
+
+// setAuthenticated counts s as having a connected socket, or no longer.
+func (hd *Handler) setAuthenticated(s *session, authenticated bool) {
+	hd.mu.Lock()
+	defer hd.mu.Unlock()
+	hd.countUnauthenticatedLocked(s, !authenticated)
 }
 
 // start runs s's loop with its first transport.
@@ -405,11 +575,14 @@ func (hd *Handler) lookup(sid string) *session {
 	return hd.sessions[sid]
 }
 
+// remove unregisters s, once.
 func (hd *Handler) remove(s *session) {
 	hd.mu.Lock()
 	defer hd.mu.Unlock()
 	if hd.sessions[s.id] == s {
 		delete(hd.sessions, s.id)
+		hd.m.sessions.Add(-1)
+		hd.countUnauthenticatedLocked(s, false)
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/pgnotifier/notifier/internal/auth"
+	"github.com/pgnotifier/notifier/internal/metrics"
 	"github.com/pgnotifier/notifier/notifier/decode"
 	"github.com/pgnotifier/notifier/notifier/enrich"
 	"github.com/pgnotifier/notifier/notifier/hub"
@@ -141,6 +142,7 @@ type testBundle struct {
 	srv      *httptest.Server
 	base     string // srv.URL
 	verifier *auth.Verifier
+	metrics  *metrics.Registry
 	handler  atomic.Pointer[http.Handler] // what srv serves: hd unless swapped
 }
 
@@ -167,11 +169,19 @@ func newVerifier(t testing.TB) *auth.Verifier {
 // setup starts a server with its own hub and log. mutate adjusts the configs.
 func setup(t testing.TB, mutate ...func(*socketio.Config, *hub.Config)) *testBundle {
 	t.Helper()
-	b := &testBundle{log: &memLog{}, verifier: newVerifier(t)}
+	return setupServer(t, nil, mutate...)
+}
+
+// setupServer is setup with server, when not nil, adjusting the http.Server (its
+// timeouts) before it starts.
+func setupServer(t testing.TB, server func(*http.Server), mutate ...func(*socketio.Config, *hub.Config)) *testBundle {
+	t.Helper()
+	b := &testBundle{log: &memLog{}, verifier: newVerifier(t), metrics: metrics.New()}
 	cfg := socketio.Config{
 		Events:         decode.AllKinds,
 		RecoverySecret: []byte(testSecret),
 		Logger:         testLogger(t),
+		Metrics:        b.metrics,
 	}
 	hcfg := hub.Config{ReplayPage: 3, ReplayFunc: b.log.replay, BoundsFunc: b.log.bounds}
 	for _, m := range mutate {
@@ -186,7 +196,11 @@ func setup(t testing.TB, mutate ...func(*socketio.Config, *hub.Config)) *testBun
 	mux.Handle(socketio.Path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		(*b.handler.Load()).ServeHTTP(w, r)
 	}))
-	b.srv = httptest.NewServer(mux)
+	b.srv = httptest.NewUnstartedServer(mux)
+	if server != nil {
+		server(b.srv.Config)
+	}
+	b.srv.Start()
 	b.base = b.srv.URL
 	t.Cleanup(func() {
 		b.hd.Close()

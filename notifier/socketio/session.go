@@ -65,7 +65,12 @@ type session struct {
 	id     string // the Engine.IO sid: a secret of the session, never logged
 	header string // bearer token of the handshake request; never logged
 	wsOnly bool
+	addr   string // the client address the per-address cap counts (addressKey)
 	logger *slog.Logger
+
+	// unauthenticated: the session counts as one without a connected socket.
+	// Guarded by Handler.mu.
+	unauthenticated bool
 
 	inbox    chan inbound
 	gets     chan *pollRequest
@@ -77,6 +82,7 @@ type session struct {
 	upgraded atomic.Bool   // set by the loop on upgrade; polling is refused then
 	getting  atomic.Bool   // a GET is in flight
 	posting  atomic.Bool   // a POST is in flight
+	authed   atomic.Bool   // the socket is connected: packets may be MaxPayload long
 
 	// Owned by the loop.
 	out          []outPacket
@@ -96,6 +102,7 @@ type session struct {
 	abrupt       bool   // drop the queue rather than flush it
 	closeSent    bool   // polling: the close packet is queued
 	connects     int
+	budget       *budget // of client packets
 
 	state   socketState
 	claims  auth.Claims
@@ -117,6 +124,7 @@ func newSession(hd *Handler, header string, wsOnly bool, remote string) *session
 		id:           newEngineID(),
 		header:       header,
 		wsOnly:       wsOnly,
+		addr:         addressKey(remote),
 		logger:       hd.logger.With("remote", remote),
 		inbox:        make(chan inbound),
 		gets:         make(chan *pollRequest),
@@ -131,8 +139,36 @@ func newSession(hd *Handler, header string, wsOnly bool, remote string) *session
 		upgradeTimer: stoppedTimer(),
 		expiryTimer:  stoppedTimer(),
 		graceTimer:   stoppedTimer(),
+		budget:       newBudget(hd.cfg.MaxClientPackets, time.Now()),
 	}
 	return s
+}
+
+// payloadLimit is the most a client may send in one packet or POST now: a session
+// without a connected socket has nothing to send but a CONNECT.
+func (s *session) payloadLimit() int {
+	if s.authed.Load() {
+		return s.hd.cfg.MaxPayload
+	}
+	return min(s.hd.cfg.MaxPayload, maxUnauthenticatedPayload)
+}
+
+// spendOn counts p against the client's budget, but for the pong the loop awaits:
+// the heartbeat is the server's to pace.
+func (s *session) spendOn(p eioPacket) bool {
+	if p.Type == eioPong && s.awaitingPong {
+		return true
+	}
+	return s.spend()
+}
+
+// spend counts one client packet or probe; past the budget it closes the session.
+func (s *session) spend() bool {
+	if s.budget.take(time.Now()) {
+		return true
+	}
+	s.close(reasonClientFlood, true)
+	return false
 }
 
 // stoppedTimer returns a timer to Reset later. Since Go 1.23 a stopped timer's
@@ -332,7 +368,7 @@ func (s *session) attachPoll(g *pollRequest) {
 
 // attachProbe takes a WebSocket that wants to become the transport.
 func (s *session) attachProbe(c *wsConn) {
-	if s.wsOnly || s.ws != nil || s.probe != nil || s.closing != "" {
+	if s.wsOnly || s.ws != nil || s.probe != nil || s.closing != "" || !s.spend() {
 		_ = c.conn.Close()
 		return
 	}
@@ -366,6 +402,12 @@ func (s *session) receive(in inbound) {
 		return // a POST that raced with the upgrade
 	}
 	switch {
+	case errors.Is(in.closed, errClientFlood):
+		s.close(reasonClientFlood, true)
+		return
+	case errors.Is(in.closed, errTooBig), errors.Is(in.closed, websocket.ErrReadLimit):
+		s.close(reasonTooBig, true)
+		return
 	case in.closed != nil:
 		s.close("transport close", true)
 		return
@@ -379,10 +421,15 @@ func (s *session) receive(in inbound) {
 			s.close(reasonFor(err), true)
 			return
 		}
-		s.packet(p)
+		if s.spendOn(p) {
+			s.packet(p)
+		}
 		return
 	}
 	err := eachEIOPacket(in.payload, func(p eioPacket) error {
+		if !s.spendOn(p) {
+			return errStop
+		}
 		s.packet(p)
 		if s.closing != "" {
 			return errStop
@@ -443,6 +490,7 @@ func (s *session) close(reason string, abrupt bool) {
 	if s.closing != "" {
 		return
 	}
+	s.hd.m.closed[reason].Inc()
 	if !abrupt && s.state != socketConnected {
 		abrupt = true // nothing to tell: a pending GET gets the close packet, as always
 	}

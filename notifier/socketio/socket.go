@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 
+	"github.com/pgnotifier/notifier/internal/auth"
 	"github.com/pgnotifier/notifier/notifier/hub"
 )
 
@@ -104,6 +105,11 @@ func (s *session) connect(data []byte) {
 	claims, err := s.hd.verifier.Verify(token, s.hd.cfg.NowFunc())
 	if err != nil {
 		s.logger.Debug("connect refused", "reason", err.Error())
+		if errors.Is(err, auth.ErrKeysUnavailable) {
+			s.hd.m.refused[refusedUnavailable].Inc()
+		} else {
+			s.hd.m.refused[refusedAuth].Inc()
+		}
 		b, _ := json.Marshal(connectError{Message: err.Error(), Data: connectErrorData{Code: errorCode(err)}})
 		s.queue(appendSIO(nil, sioConnectError, "/", b))
 		return
@@ -270,6 +276,11 @@ func (s *session) subscribeFailed(err error) {
 	if errors.Is(err, hub.ErrConnectionLimit) || errors.Is(err, hub.ErrAccountConnectionLimit) {
 		// A refusal the client can read in connect_error, like a bad token.
 		s.logger.Warn("connect refused", "reason", err.Error())
+		if errors.Is(err, hub.ErrConnectionLimit) {
+			s.hd.m.refused[refusedLimit].Inc()
+		} else {
+			s.hd.m.refused[refusedAccountLimit].Inc()
+		}
 		b, _ := json.Marshal(connectError{Message: err.Error(), Data: connectErrorData{Code: errorCode(err)}})
 		s.queue(appendSIO(nil, sioConnectError, "/", b))
 		return
@@ -288,6 +299,8 @@ func (s *session) ack(pid string) {
 	}{s.sid, s.pid})
 	s.queue(appendSIO(nil, sioConnect, "/", b))
 	s.state = socketConnected
+	s.authed.Store(true)
+	s.hd.setAuthenticated(s, true)
 	s.connectTimer.Stop()
 	s.expiryTimer.Reset(s.claims.ExpiresAt.Sub(s.hd.cfg.NowFunc()))
 	s.logger = s.logger.With("socket_id", s.sid)
@@ -326,14 +339,19 @@ func (s *session) subscriptionEnded(err error) {
 // client to close.
 func (s *session) kick(reason string) {
 	s.logger.Info("socket disconnected", "reason", reason)
+	s.hd.m.closed[reason].Inc()
 	s.leave()
 	s.queueDisconnectEvent(reason)
 	s.queue(appendSIO(nil, sioDisconnect, "/", nil))
 }
 
 // leave drops the socket and its feeder; the session waits for another CONNECT or
-// its close.
+// its close, counted as unauthenticated again.
 func (s *session) leave() {
+	if s.state == socketConnected {
+		s.authed.Store(false)
+		s.hd.setAuthenticated(s, false)
+	}
 	if s.cancel != nil {
 		s.cancel()
 		s.cancel = nil

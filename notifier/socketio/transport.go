@@ -51,7 +51,8 @@ func (s *session) poll(w http.ResponseWriter, r *http.Request) {
 func (s *session) awaitPoll(w http.ResponseWriter, r *http.Request, g *pollRequest) {
 	// The loop answers within a ping interval, or a ping timeout when the client
 	// owes a pong: extend a server-wide WriteTimeout shorter than that for this
-	// request (an error means the writer has no deadline to extend).
+	// request (an error means the writer has no deadline to extend). The server's
+	// ReadTimeout does not end the wait: net/http clears it once the request is read.
 	cfg := s.hd.cfg
 	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(cfg.PingInterval + cfg.PingTimeout + cfg.WriteWait))
 	var resp pollResponse
@@ -77,9 +78,10 @@ func (s *session) awaitPoll(w http.ResponseWriter, r *http.Request, g *pollReque
 }
 
 // post serves a polling POST: packets joined by \x1e, answered with "ok" once the
-// loop has taken them.
+// loop has taken them. The body is at most payloadLimit bytes, and must arrive
+// within the server's ReadTimeout.
 func (s *session) post(w http.ResponseWriter, r *http.Request) {
-	limit := s.hd.cfg.MaxPayload
+	limit := s.payloadLimit()
 	if r.ContentLength > int64(limit) {
 		writeError(w, http.StatusRequestEntityTooLarge, codeBadRequest, "payload too large")
 		return
@@ -131,17 +133,33 @@ func newWSConn(conn *websocket.Conn) *wsConn {
 	return &wsConn{conn: conn, done: make(chan struct{})}
 }
 
-// readWS forwards c's frames to the loop until c fails or the loop closes it.
+// errClientFlood ends a WebSocket whose client sends more pings than
+// Config.MaxClientPackets a second.
+var errClientFlood = errors.New(reasonClientFlood)
+
+// readWS forwards c's frames to the loop until c fails or the loop closes it. It
+// owns c's read deadline, which it moves before each message; gorilla's upgrade
+// cleared the one the HTTP server had set. WebSocket pings, which Engine.IO clients
+// do not send, are answered and counted here, at the rate of packets.
 func (s *session) readWS(c *wsConn) {
 	defer close(c.done)
 	cfg := s.hd.cfg
-	c.conn.SetReadLimit(int64(cfg.MaxPayload))
+	pings := newBudget(cfg.MaxClientPackets, time.Now())
+	c.conn.SetPingHandler(func(data string) error {
+		if !pings.take(time.Now()) {
+			return errClientFlood
+		}
+		// A failed pong means a failing connection, which the next read reports.
+		_ = c.conn.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(cfg.WriteWait))
+		return nil
+	})
 	// The client answers every ping and pings come every PingInterval: a connection
 	// silent for longer than interval plus timeout is dead, probing or not.
 	idle := cfg.PingInterval + cfg.PingTimeout
+	c.conn.SetReadLimit(int64(cfg.MaxPayload))
 	for {
 		_ = c.conn.SetReadDeadline(time.Now().Add(idle))
-		typ, data, err := c.conn.ReadMessage()
+		typ, data, err := s.readMessage(c)
 		in := inbound{conn: c, payload: data, binary: typ == websocket.BinaryMessage}
 		if err != nil {
 			in = inbound{conn: c, closed: err}
@@ -156,6 +174,24 @@ func (s *session) readWS(c *wsConn) {
 			return
 		}
 	}
+}
+
+// errTooBig ends a WebSocket whose client sent a message over the payload limit.
+var errTooBig = errors.New(reasonTooBig)
+
+// readMessage reads c's next message, at most payloadLimit bytes, as it is when the
+// message begins: a session that has acked its CONNECT already takes MaxPayload.
+func (s *session) readMessage(c *wsConn) (int, []byte, error) {
+	typ, r, err := c.conn.NextReader()
+	if err != nil {
+		return typ, nil, err
+	}
+	limit := s.payloadLimit()
+	data, err := io.ReadAll(io.LimitReader(r, int64(limit)+1))
+	if err == nil && len(data) > limit {
+		err = errTooBig
+	}
+	return typ, data, err
 }
 
 // writeWS writes one frame made of parts, within the write deadline.
@@ -174,11 +210,25 @@ func writeWS(c *wsConn, wait time.Duration, parts ...[]byte) error {
 	return w.Close()
 }
 
-// closeConn sends a close frame and drops the connection.
-func closeConn(conn *websocket.Conn, code int, reason string, wait time.Duration) {
-	msg := websocket.FormatCloseMessage(code, reason)
-	_ = conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(wait))
-	_ = conn.Close()
+// budget is a token bucket: rate tokens a second, at most rate saved up.
+type budget struct {
+	rate, tokens float64
+	last         time.Time
+}
+
+func newBudget(rate int, now time.Time) *budget {
+	return &budget{rate: float64(rate), tokens: float64(rate), last: now}
+}
+
+// take spends a token, if there is one.
+func (b *budget) take(now time.Time) bool {
+	b.tokens = min(b.rate, b.tokens+now.Sub(b.last).Seconds()*b.rate)
+	b.last = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
 }
 
 // reasonFor names a parse error for the logs.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -50,9 +51,12 @@ type Config struct {
 	// may send before it is closed with 1008; default 10.
 	MaxClientMessages int
 	HandshakeTimeout  time.Duration // default 10s
-	Logger            *slog.Logger
-	Metrics           *metrics.Registry
-	NowFunc           func() time.Time // default time.Now
+	// OverLimit reports that a request came on a connection over http.max_connections
+	// (connlimit.Limiter.OverLimit): its handshake is refused with 503. Nil: never.
+	OverLimit func(*http.Request) bool
+	Logger    *slog.Logger
+	Metrics   *metrics.Registry
+	NowFunc   func() time.Time // default time.Now
 }
 
 // Handler serves /ws.
@@ -193,6 +197,10 @@ func truncate(s string) string {
 // ServeHTTP authenticates, subscribes, upgrades and serves one connection. Every
 // refusal happens before the upgrade, as an HTTP error with a JSON reason.
 func (hd *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if hd.cfg.OverLimit != nil && hd.cfg.OverLimit(r) {
+		hd.refuse(w, http.StatusServiceUnavailable, "limit", hub.ErrConnectionLimit)
+		return
+	}
 	token, err := auth.TokenFromRequest(r)
 	if err != nil {
 		hd.refuse(w, http.StatusUnauthorized, "auth", err)
@@ -259,10 +267,12 @@ func (hd *Handler) refuse(w http.ResponseWriter, status int, reason string, why 
 	writeError(w, status, why.Error())
 }
 
-// writeError answers a refused handshake with {"error":"<why>"}.
+// writeError answers a refused handshake with {"error":"<why>"} and closes the
+// connection, which gives its place back at once (connlimit.Limiter).
 func writeError(w http.ResponseWriter, status int, why string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Connection", "close")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(map[string]string{"error": why})
 }
@@ -373,36 +383,84 @@ func (c *connection) awaitClose(readDone <-chan struct{}) {
 	}
 }
 
-// readPump reads and discards client messages so that control frames are processed;
-// it ends when the connection does, closing done and cancelling the writer's context.
+// errClientFlood ends the read pump of a client over its message budget.
+var errClientFlood = errors.New(ReasonClientFlood)
+
+// readPump reads and discards client messages, whole, so that control frames are
+// processed and a fragmented message counts against the read limit as one; it ends
+// when the connection does, closing done and cancelling the writer's context.
+// Clients have nothing to say on /ws: a few messages are tolerated (some send
+// keep-alives), and pings, which cost a pong, count as messages; a flood is closed
+// with 1008. Pongs answer the server's own pings and only prove the peer alive.
 func (c *connection) readPump(done chan<- struct{}, cancel context.CancelFunc) {
 	defer close(done)
 	defer cancel()
 	cfg := c.hd.cfg
 	c.ws.SetReadLimit(cfg.ReadLimit)
 	_ = c.ws.SetReadDeadline(time.Now().Add(cfg.PongWait))
+	b := newBudget(cfg.MaxClientMessages, time.Now())
+	// A frame within the budget proves the peer alive: the deadline moves on.
+	take := func() error {
+		now := time.Now()
+		if !b.take(now) {
+			return errClientFlood
+		}
+		return c.ws.SetReadDeadline(now.Add(cfg.PongWait))
+	}
 	c.ws.SetPongHandler(func(string) error {
 		return c.ws.SetReadDeadline(time.Now().Add(cfg.PongWait))
 	})
-	// Clients have nothing to say on /ws; a few messages are tolerated (some send
-	// keep-alives), a flood is closed with 1008.
-	budget, last := float64(cfg.MaxClientMessages), time.Now()
-	for {
-		if _, _, err := c.ws.NextReader(); err != nil {
-			var ce *websocket.CloseError
-			if errors.As(err, &ce) && ce.Code == websocket.CloseMessageTooBig {
-				c.hd.m.closed[websocket.CloseMessageTooBig].Inc()
-			}
-			return
+	c.ws.SetPingHandler(func(data string) error {
+		if err := take(); err != nil {
+			return err
 		}
-		now := time.Now()
-		budget = min(float64(cfg.MaxClientMessages), budget+now.Sub(last).Seconds()*float64(cfg.MaxClientMessages))
-		last = now
-		if budget < 1 {
-			c.close(websocket.ClosePolicyViolation, ReasonClientFlood)
-			return
-		}
-		budget--
-		_ = c.ws.SetReadDeadline(now.Add(cfg.PongWait))
+		// A failed pong means a failing connection, which the next read reports.
+		_ = c.ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(cfg.WriteWait))
+		return nil
+	})
+	err := c.discardMessage(take)
+	for err == nil {
+		err = c.discardMessage(take)
 	}
+	switch {
+	case errors.Is(err, errClientFlood):
+		c.close(websocket.ClosePolicyViolation, ReasonClientFlood)
+	case errors.Is(err, websocket.ErrReadLimit):
+		// gorilla sent the 1009 close frame itself.
+		c.hd.m.closed[websocket.CloseMessageTooBig].Inc()
+	}
+}
+
+// discardMessage reads the next client message to its end, within the budget.
+func (c *connection) discardMessage(take func() error) error {
+	_, r, err := c.ws.NextReader()
+	if err != nil {
+		return err
+	}
+	if err := take(); err != nil {
+		return err
+	}
+	_, err = io.Copy(io.Discard, r)
+	return err
+}
+
+// budget is a token bucket: rate tokens a second, at most rate saved up.
+type budget struct {
+	rate, tokens float64
+	last         time.Time
+}
+
+func newBudget(rate int, now time.Time) *budget {
+	return &budget{rate: float64(rate), tokens: float64(rate), last: now}
+}
+
+// take spends a token, if there is one.
+func (b *budget) take(now time.Time) bool {
+	b.tokens = min(b.rate, b.tokens+now.Sub(b.last).Seconds()*b.rate)
+	b.last = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
 }
