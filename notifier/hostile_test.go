@@ -1,6 +1,7 @@
 package notifier_test
 
 import (
+	"strings"
 	"testing"
 )
 
@@ -29,5 +30,30 @@ AS $$ SELECT a::text OPERATOR(pg_catalog.||) b $$`)
 	mine := b.insertAppointment(t, 1)
 	if f := one.next(t); f.rowID(t) != mine {
 		t.Fatalf("account 1 got %s, want only its own appointment %d", f.raw, mine)
+	}
+}
+
+// TestHostileSearchPath: the database's search_path puts public before pg_catalog and a
+// role defines there an operator with a built-in's exact signature (jsonb -> text) that
+// forges every field. The notifier's sessions put pg_catalog first, so the events carry
+// the row's own values.
+func TestHostileSearchPath(t *testing.T) {
+	t.Parallel()
+	dbURL := pgtestDatabase(t)
+	b := setup(t, func(o *setupOpts) { o.dbURL = dbURL })
+	b.stop(t)
+	var db string
+	if err := b.db.QueryRow(t.Context(), `SELECT current_database()`).Scan(&db); err != nil {
+		t.Fatal(err)
+	}
+	b.exec(t, `CREATE FUNCTION public.forge(j jsonb, k text) RETURNS jsonb LANGUAGE sql IMMUTABLE AS $$ SELECT '"forged"'::jsonb $$`)
+	b.exec(t, `CREATE OPERATOR public.-> (LEFTARG = jsonb, RIGHTARG = text, FUNCTION = public.forge)`)
+	b.exec(t, `ALTER DATABASE "`+db+`" SET search_path = public, pg_catalog`)
+	b.start(t, nil)
+	c := b.dial(t, 1, nil)
+	id := b.insertAppointment(t, 1)
+	f := c.next(t)
+	if f.rowID(t) != id || strings.Contains(string(f.raw), "forged") {
+		t.Fatalf("got %s, want appointment %d with its own values", f.raw, id)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/sync/errgroup"
@@ -295,9 +296,17 @@ func (s *Service) connect(ctx context.Context) (*pgxpool.Pool, error) {
 	}
 	pc.MaxConns = s.cfg.Database.MaxConns
 	pc.ConnConfig.RuntimeParams["timezone"] = "UTC"
-	// A stuck enrichment or replay query must not hold the pipeline: it fails, and the
-	// events it was for are sent partial (enrich) or the resume is retried (hub).
+	// A stuck enrichment or replay query must not hold the pipeline: it fails, the
+	// burst is retried (enrich) or the resume is (hub).
 	pc.ConnConfig.RuntimeParams["statement_timeout"] = strconv.FormatInt(s.cfg.Database.StatementTimeout.Milliseconds(), 10)
+	// pg_catalog first, whatever the URL or the role's settings put first: a function or
+	// operator another role defines elsewhere on the path never shadows a built-in one
+	// of the same signature. (The queries qualify the functions they call, for the
+	// better-matching overloads a path order cannot stop.)
+	pc.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
+		_, err := conn.Exec(ctx, `SELECT pg_catalog.set_config('search_path', 'pg_catalog, ' OPERATOR(pg_catalog.||) pg_catalog.current_setting('search_path'), false)`)
+		return err
+	}
 	if pc.ConnConfig.RuntimeParams["application_name"] == "" {
 		pc.ConnConfig.RuntimeParams["application_name"] = "notifier"
 	}
