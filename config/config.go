@@ -65,6 +65,7 @@ type Auth struct {
 	JWKSRefresh    time.Duration `mapstructure:"jwks_refresh"`
 	JWKSMinRefresh time.Duration `mapstructure:"jwks_min_refresh"`
 	AccountClaim   string        `mapstructure:"account_claim"`
+	ES256LowS      bool          `mapstructure:"es256_low_s"` // refuse high-S ES256 signatures (auth.Config.RequireLowS)
 }
 
 // Hub configures rooms and per-connection queues.
@@ -140,6 +141,7 @@ var defaults = map[string]any{
 	"auth.jwks_refresh":                        10 * time.Minute,
 	"auth.jwks_min_refresh":                    30 * time.Second,
 	"auth.account_claim":                       "accountId",
+	"auth.es256_low_s":                         false,
 	"events":                                   eventNames(decode.AllKinds),
 	"hub.room_prefix":                          "orders.account.",
 	"hub.max_lag":                              30 * time.Second,

@@ -114,6 +114,7 @@ func newVerifier(cfg config.Config, logger *slog.Logger) (*auth.Verifier, error)
 	ac := auth.Config{
 		Algorithm:      cfg.Auth.Algorithm,
 		AccountClaim:   cfg.Auth.AccountClaim,
+		RequireLowS:    cfg.Auth.ES256LowS,
 		Leeway:         auth.DefaultLeeway,
 		JWKSURL:        cfg.Auth.JWKSURL,
 		JWKSRefresh:    cfg.Auth.JWKSRefresh,

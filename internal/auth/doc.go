@@ -76,6 +76,17 @@
 //   - Tokens longer than Config.MaxTokenBytes, or holding a byte outside the
 //     base64url alphabet and '.', or not made of three segments, are rejected
 //     before any decoding.
+//   - The JOSE header and the claims are each exactly one JSON object, with
+//     no member name twice in any object at any depth (golang-jwt would keep
+//     the last: [ErrTokenDuplicateHeader], [ErrTokenDuplicateClaim]) and
+//     nothing but white space after it ([ErrTokenMalformed]). A crit header,
+//     whatever its value, is refused ([ErrTokenCritical]): no extension is
+//     understood. So is b64 false, an unencoded payload (RFC 7797,
+//     [ErrTokenUnencodedPayload]). These are judged before the signature.
+//   - ES256 signatures must have a low S (at most half the group order): the
+//     high-S twin of a valid signature is refused with
+//     [ErrTokenSignatureHighS], so a token cannot be rewritten into another
+//     valid one.
 //   - exp is required and strict: a token is expired from the second its exp
 //     names, whatever the leeway. Config.Leeway only forgives nbf and iat in the
 //     future (an issuer whose clock runs ahead of ours); it never extends a

@@ -35,6 +35,12 @@ func FuzzVerify(f *testing.F) {
 		handBuilt(`{"alg":"HS256"}`, `{"accountId":1,"exp":1e400}`, testSecret),
 		handBuilt(`{"alg":"HS256"}`, `{"accountId":1,"exp":-1e400,"nbf":"x"}`, testSecret),
 		handBuilt(`{"alg":"HS256"}`, `{"accountId":00,"exp":1700003600}`, testSecret),
+		handBuilt(`{"alg":"HS256","crit":["x"],"x":1}`, `{"accountId":1,"exp":1700003600}`, testSecret),
+		handBuilt(`{"alg":"HS256","b64":false,"crit":["b64"]}`, `{"accountId":1,"exp":1700003600}`, testSecret),
+		handBuilt(`{"alg":"none","alg":"HS256"}`, `{"accountId":1,"exp":1700003600}`, testSecret),
+		handBuilt(`{"alg":"HS256"}`, `{"accountId":1,"accountId":2,"exp":1700003600,"o":{"a":[{"a":1}]}}`, testSecret),
+		handBuilt(`{"alg":"HS256"}`, `{"accountId":1,"exp":1700003600}{"accountId":2}`, testSecret),
+		withS(f, sign(f, jwt.SigningMethodES256, testECKeys()[0], valid(nil)), true),
 		goodParts[0] + "." + goodParts[1],  // split: missing signature
 		goodParts[0] + ".." + goodParts[2], // split: missing payload
 		good[:len(good)/2],                 // truncated mid-payload

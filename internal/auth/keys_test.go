@@ -54,7 +54,7 @@ func genEC(n int, c elliptic.Curve) []*ecdsa.PrivateKey {
 }
 
 // signKID signs claims with method and key, setting the kid header unless kid
-// is nil.
+// is nil. ES256 signatures get a low S, as in sign.
 func signKID(t testing.TB, method jwt.SigningMethod, key any, kid any, claims jwt.MapClaims) string {
 	t.Helper()
 	tok := jwt.NewWithClaims(method, claims)
@@ -64,6 +64,9 @@ func signKID(t testing.TB, method jwt.SigningMethod, key any, kid any, claims jw
 	s, err := tok.SignedString(key)
 	if err != nil {
 		t.Fatalf("sign %s: %v", method.Alg(), err)
+	}
+	if method == jwt.SigningMethodES256 {
+		s = withS(t, s, false)
 	}
 	return s
 }

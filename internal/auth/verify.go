@@ -31,7 +31,8 @@ const (
 // otherwise.
 const DefaultAccountClaim = "accountId"
 
-// DefaultLeeway is the clock skew forgiven on nbf and iat by default.
+// DefaultLeeway is the clock skew the notifier service forgives on nbf and
+// iat; exp gets none.
 const DefaultLeeway = 5 * time.Second
 
 // DefaultMaxTokenBytes is the token size limit applied when
@@ -90,9 +91,14 @@ type Config struct {
 	// DefaultAccountClaim. It must not be empty, exp, nbf or iat.
 	AccountClaim string
 
+	// RequireLowS refuses ES256 signatures whose S lies above n/2: of the two valid
+	// signatures (R, S) and (R, n-S) of a token, only the low one is accepted, so a
+	// token cannot be rewritten into another that verifies. Off by default: many
+	// signers (Go's crypto/ecdsa and golang-jwt among them) emit high S half the time.
+	RequireLowS bool
 	// Leeway is the clock skew forgiven when nbf or iat lies in the future.
 	// It does not apply to exp, which is strict. Zero means no leeway; the
-	// config package's default is DefaultLeeway. Negative is an error.
+	// notifier service always uses DefaultLeeway. Negative is an error.
 	Leeway time.Duration
 
 	// MaxTokenBytes bounds the token length checked before any decoding.
@@ -120,6 +126,7 @@ type Verifier struct {
 	claim   string
 	leeway  time.Duration
 	maxSize int
+	lowS    bool // Config.RequireLowS, for ES256
 }
 
 // NewVerifier validates cfg and returns a Verifier for cfg.Algorithm with its
@@ -140,7 +147,7 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 	case maxSize == 0:
 		maxSize = DefaultMaxTokenBytes
 	}
-	v := &Verifier{claim: cfg.AccountClaim, leeway: cfg.Leeway, maxSize: maxSize}
+	v := &Verifier{claim: cfg.AccountClaim, leeway: cfg.Leeway, maxSize: maxSize, lowS: cfg.RequireLowS}
 
 	switch cfg.Algorithm {
 	case "", AlgHS256:
@@ -209,10 +216,12 @@ func checkClaimName(name string) error {
 	return nil
 }
 
-// Verify checks token's size, shape, algorithm, signature, exp (required,
-// strict), nbf and iat (if present, with leeway) as of now, then extracts the
-// account claim. A zero now means time.Now(). The returned error is always one
-// of the package's sentinels, unwrapped (see ErrTokenMalformed and friends).
+// Verify checks token's size, shape (no crit, no b64 false, no duplicate member
+// names, nothing after the claims), algorithm, signature (low S for ES256), exp
+// (required, strict), nbf and iat (if present, with leeway) as of now, then
+// extracts the account claim. A zero now means time.Now(). The returned error
+// is always one of the package's sentinels, unwrapped (see ErrTokenMalformed
+// and friends).
 // With a JWKS URL it may wait for a key fetch; see VerifyContext. now only
 // judges the token: the key cache ages by the wall clock.
 func (v *Verifier) Verify(token string, now time.Time) (Claims, error) {
@@ -225,6 +234,9 @@ func (v *Verifier) Verify(token string, now time.Time) (Claims, error) {
 // ends first the error is ErrKeysUnavailable. Without a JWKS URL ctx is unused.
 func (v *Verifier) VerifyContext(ctx context.Context, token string, now time.Time) (Claims, error) {
 	if err := v.precheck(token); err != nil {
+		return Claims{}, err
+	}
+	if err := checkJWS(token); err != nil {
 		return Claims{}, err
 	}
 	if now.IsZero() {
@@ -248,6 +260,9 @@ func (v *Verifier) VerifyContext(ctx context.Context, token string, now time.Tim
 	})
 	if err != nil {
 		return Claims{}, v.classify(tok, err)
+	}
+	if v.lowS && v.method == jwt.SigningMethodES256 && highS(tok.Signature) {
+		return Claims{}, ErrTokenSignatureHighS
 	}
 
 	exp, err := claims.GetExpirationTime()

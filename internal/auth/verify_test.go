@@ -26,15 +26,21 @@ var (
 var sentinels = []error{
 	ErrNoToken, ErrTokenTooLarge, ErrTokenMalformed, ErrTokenAlgorithm,
 	ErrTokenSignature, ErrUnknownKey, ErrKeysUnavailable, ErrTokenExpired,
-	ErrTokenNotYetValid, ErrAccountClaim,
+	ErrTokenNotYetValid, ErrAccountClaim, ErrTokenDuplicateHeader,
+	ErrTokenDuplicateClaim, ErrTokenCritical, ErrTokenUnencodedPayload,
+	ErrTokenSignatureHighS,
 }
 
-// sign builds a real token with golang-jwt.
+// sign builds a real token with golang-jwt; ES256 ones get a low S (see
+// lowS), as Verify wants.
 func sign(t testing.TB, method jwt.SigningMethod, key any, claims jwt.MapClaims) string {
 	t.Helper()
 	s, err := jwt.NewWithClaims(method, claims).SignedString(key)
 	if err != nil {
 		t.Fatalf("sign %s: %v", method.Alg(), err)
+	}
+	if method == jwt.SigningMethodES256 {
+		s = withS(t, s, false)
 	}
 	return s
 }
@@ -284,6 +290,35 @@ func TestVerifyLeeway(t *testing.T) {
 		}
 		if leeway < 3*time.Second && !errors.Is(err, ErrTokenNotYetValid) {
 			t.Errorf("leeway %v: nbf +3s error = %v, want %v", leeway, err, ErrTokenNotYetValid)
+		}
+	}
+}
+
+// TestDefaultLeeway pins what docs/security.md states: 5 s are forgiven on nbf
+// and iat, none on exp.
+func TestDefaultLeeway(t *testing.T) {
+	t.Parallel()
+	if DefaultLeeway != 5*time.Second {
+		t.Fatalf("DefaultLeeway = %v, docs/security.md says 5 s", DefaultLeeway)
+	}
+	v := newTestVerifier(t, DefaultAccountClaim) // Leeway: DefaultLeeway
+	at := func(d time.Duration) int64 { return testNow.Add(d).Unix() }
+	for _, tc := range []struct {
+		name    string
+		claims  map[string]any
+		wantErr error
+	}{
+		{"nbf 5s ahead", map[string]any{"nbf": at(5 * time.Second)}, nil},
+		{"nbf 6s ahead", map[string]any{"nbf": at(6 * time.Second)}, ErrTokenNotYetValid},
+		{"iat 5s ahead", map[string]any{"iat": at(5 * time.Second)}, nil},
+		{"iat 6s ahead", map[string]any{"iat": at(6 * time.Second)}, ErrTokenNotYetValid},
+		{"exp 1s ahead", map[string]any{"exp": at(time.Second)}, nil},
+		{"exp now", map[string]any{"exp": at(0)}, ErrTokenExpired},
+		{"exp 1s ago", map[string]any{"exp": at(-time.Second)}, ErrTokenExpired},
+		{"exp 5s ago", map[string]any{"exp": at(-5 * time.Second)}, ErrTokenExpired},
+	} {
+		if _, err := v.Verify(hs256(t, valid(tc.claims)), testNow); !errors.Is(err, tc.wantErr) {
+			t.Errorf("%s: Verify error = %v, want %v", tc.name, err, tc.wantErr)
 		}
 	}
 }

@@ -320,7 +320,8 @@ func (hd *Handler) refuse(w http.ResponseWriter, status int, reason, message str
 	writeError(w, status, codeForbidden, message)
 }
 
-// writeError answers with the Engine.IO JSON error body {"code":N,"message":"…"}.
+// writeError answers with the Engine.IO JSON error body {"code":N,"message":"…"},
+// never stored nor sniffed, like the polling answers.
 func writeError(w http.ResponseWriter, status, code int, message string) {
 	if message == "" {
 		message = errorMessages[code]
@@ -332,6 +333,7 @@ func writeError(w http.ResponseWriter, status, code int, message string) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(status)
 	_, _ = w.Write(b)

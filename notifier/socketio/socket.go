@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 
 	"github.com/pgnotifier/notifier/internal/auth"
 	"github.com/pgnotifier/notifier/notifier/hub"
@@ -52,8 +53,10 @@ func (s *session) message(data []byte) {
 		return
 	case p.Namespace != "/":
 		// Only "/" exists. Packets for other namespaces are ignored; a CONNECT gets
-		// the error the client shows for an unknown namespace.
-		if p.Type == sioConnect && s.countConnect() {
+		// the error the client shows for an unknown namespace, which names it, so
+		// only a namespace that needs no escaping is echoed (see echoable). A CONNECT
+		// to any other goes unanswered, as its packets do.
+		if p.Type == sioConnect && s.countConnect() && echoable(p.Namespace) {
 			s.queue(appendSIO(nil, sioConnectError, p.Namespace, invalidNamespace))
 		}
 		return
@@ -76,6 +79,23 @@ func (s *session) message(data []byte) {
 		// Dashboards only listen; client events are dropped, never relayed. An ack id
 		// goes unanswered: answering would let a client grow our queue at will.
 	}
+}
+
+// echoable reports whether the client-chosen namespace nsp may be sent back as
+// it is: made only of what a URL path carries unescaped (RFC 3986 pchar and "/"),
+// less ' and & (and the comma, which ends a namespace): letters, digits and
+// -._~!$()*+;=:@%/. A packet header has no escaping, so <, >, quotes,
+// backslashes, control characters and non-ASCII never reach a response.
+func echoable(nsp string) bool {
+	for i := 0; i < len(nsp); i++ {
+		switch c := nsp[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("/-._~!$()*+;=:@%", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // countConnect counts a CONNECT; too many close the session (a client sends one per

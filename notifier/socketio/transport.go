@@ -72,6 +72,7 @@ func (s *session) awaitPoll(w http.ResponseWriter, r *http.Request, g *pollReque
 	h := w.Header()
 	h.Set("Content-Type", "text/plain; charset=UTF-8")
 	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff") // event data is never to be read as HTML
 	h.Set("Content-Length", strconv.Itoa(len(resp.body)))
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(resp.body)
@@ -117,6 +118,7 @@ func (s *session) post(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Content-Type", "text/html")
 	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Content-Length", "2")
 	w.WriteHeader(http.StatusOK)
 	_, _ = io.WriteString(w, "ok")

@@ -18,11 +18,14 @@
 //
 // # Invariants
 //
-// Every response carries a Content-Security-Policy that allows scripts, styles and
-// images from the notifier itself only and connections to it over http(s) and
-// ws(s), no framing, no referrer (the page's URL may hold a token until app.js
-// removes it), and nosniff with an explicit Content-Type. The page loads nothing
-// from anywhere else: no CDN, no font service.
+// Every response (the page, its assets, 404 and 405) carries a
+// Content-Security-Policy that allows scripts, styles and images from the notifier
+// itself only and connections to it over http(s) and ws(s), no framing,
+// Referrer-Policy: no-referrer (the page's URL may hold a token until app.js
+// removes it), and X-Content-Type-Options: nosniff with an explicit Content-Type.
+// The page itself is Cache-Control: no-store, with or without ?token=, so no cache
+// keeps a URL that holds a token. The page loads nothing from anywhere else: no
+// CDN, no font service.
 package web
 
 import (
@@ -142,8 +145,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case r.URL.Path == "/":
-		// Revalidated on every load (a 304 when unchanged), so a new build is seen at once.
-		h.serve(w, r, h.index, "no-cache")
+		// Never stored: the page is opened as /?token=..., and a stored copy keyed by
+		// that URL would keep the token on disk. It is small, and a new build is seen
+		// at once.
+		h.serve(w, r, h.index, "no-store")
 	case strings.HasPrefix(r.URL.Path, AssetPrefix):
 		a, ok := h.assets[strings.TrimPrefix(r.URL.Path, AssetPrefix)]
 		if !ok {

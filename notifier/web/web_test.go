@@ -49,7 +49,7 @@ func TestPage(t *testing.T) {
 	page := body(t, resp)
 	want := map[string]string{
 		"Content-Type":            "text/html; charset=utf-8",
-		"Cache-Control":           "no-cache",
+		"Cache-Control":           "no-store",
 		"X-Content-Type-Options":  "nosniff",
 		"Referrer-Policy":         "no-referrer",
 		"X-Frame-Options":         "DENY",
@@ -148,6 +148,49 @@ func TestRefused(t *testing.T) {
 	web.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodPut, "/", nil))
 	if rec.Code != http.StatusMethodNotAllowed || rec.Header().Get("Allow") != "GET, HEAD" {
 		t.Errorf("PUT / = %d, Allow %q", rec.Code, rec.Header().Get("Allow"))
+	}
+}
+
+// TestTokenSafeHeaders: the page, opened with or without a token in its URL, is
+// never stored; it and everything else the handler answers are nosniff and send no
+// referrer, since the page's URL may carry the token.
+func TestTokenSafeHeaders(t *testing.T) {
+	t.Parallel()
+	page := body(t, get(t, http.MethodGet, "/", nil))
+	targets := []string{"/", "/?token=eyJhbGciOiJIUzI1NiJ9.e30.sig", "/?token=x&since=1"}
+	pageTargets := len(targets)
+	for _, m := range assetRef.FindAllStringSubmatch(page, -1) {
+		targets = append(targets, "/assets/"+m[1]+"?v="+m[2], "/assets/"+m[1])
+	}
+	if len(targets) == pageTargets {
+		t.Fatal("page references no assets")
+	}
+	targets = append(targets, "/assets/missing.js")
+	for i, target := range targets {
+		for _, method := range []string{http.MethodGet, http.MethodHead} {
+			resp := get(t, method, target, nil)
+			if got := resp.Header.Get("X-Content-Type-Options"); got != "nosniff" {
+				t.Errorf("%s %s: X-Content-Type-Options = %q, want nosniff", method, target, got)
+			}
+			if got := resp.Header.Get("Referrer-Policy"); got != "no-referrer" {
+				t.Errorf("%s %s: Referrer-Policy = %q, want no-referrer", method, target, got)
+			}
+			if got := resp.Header.Get("Cache-Control"); i < pageTargets && got != "no-store" {
+				t.Errorf("%s %s: Cache-Control = %q, want no-store", method, target, got)
+			}
+		}
+	}
+	// A conditional request for the page gets the same.
+	etag := get(t, http.MethodGet, "/?token=x", nil).Header.Get("ETag")
+	resp := get(t, http.MethodGet, "/?token=x", http.Header{"If-None-Match": {etag}})
+	if got := resp.Header.Get("Cache-Control"); got != "no-store" {
+		t.Errorf("conditional GET of the page: status %d, Cache-Control = %q, want no-store", resp.StatusCode, got)
+	}
+	// So does a method the handler refuses, mounted on its own.
+	rec := httptest.NewRecorder()
+	web.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/?token=x", nil))
+	if rec.Header().Get("X-Content-Type-Options") != "nosniff" || rec.Header().Get("Referrer-Policy") != "no-referrer" {
+		t.Errorf("POST /?token=x: headers %v", rec.Header())
 	}
 }
 
