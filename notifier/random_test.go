@@ -82,7 +82,8 @@ func TestRandomized(t *testing.T) {
 			c.Hub.ReplayBuffer, c.Hub.ReplayCache = replayBuffer, replayCache
 		}
 	})
-	r := &rtest{t: t, seed: seed, base: b.base, progress: make(chan struct{}, 1), start: time.Now()}
+	r := &rtest{t: t, seed: seed, base: b.base, progress: make(chan struct{}, 1), start: time.Now(),
+		tokenTTL: dur + 10*time.Minute} // outlives the run: expiry is tested elsewhere
 	r.or = &oracle{start: r.start, statusName: map[int64]string{}, doctorAccount: map[int64]int64{}, patientAccount: map[int64]int64{},
 		byKey: map[string]*expEvent{}, byRow: map[string][]*expEvent{}, history: map[rowRef][]string{}, byKind: map[string]int{}}
 	r.loadReference(b)
@@ -166,7 +167,8 @@ func TestRandomized(t *testing.T) {
 type rtest struct {
 	t        *testing.T
 	seed     uint64
-	base     string // the notifier's base URL; read once, b.base changes under restart
+	base     string        // the notifier's base URL; read once, b.base changes under restart
+	tokenTTL time.Duration // of every client's token
 	pool     *pgxpool.Pool
 	or       *oracle
 	start    time.Time
@@ -348,7 +350,7 @@ func (c *rclient) lastID() int64 {
 
 func (r *rtest) newClient(account int64, filter string, initial bool, kind string) *rclient {
 	c := &rclient{account: account, initial: initial, filterQ: filter, closes: map[string]int{},
-		token: token(r.t, account, time.Hour)}
+		token: token(r.t, account, r.tokenTTL)}
 	c.name = fmt.Sprintf("%s#%d(account %d", kind, len(r.clients)+1, account)
 	if filter != "" {
 		c.filter = map[string]bool{}
