@@ -25,24 +25,35 @@ var dialer = websocket.Dialer{
 func dial(ctx context.Context, addr, token string) (*websocket.Conn, error) {
 	h := http.Header{}
 	h.Set("Authorization", "Bearer "+token)
-	conn, resp, err := dialer.DialContext(ctx, "ws://"+addr+"/ws", h)
+	return dialPath(ctx, addr, "/ws", h)
+}
+
+// dialPath opens one WebSocket connection to path on addr.
+func dialPath(ctx context.Context, addr, path string, h http.Header) (*websocket.Conn, error) {
+	conn, resp, err := dialer.DialContext(ctx, "ws://"+addr+path, h)
 	if err != nil {
 		if resp != nil {
-			return nil, fmt.Errorf("dial /ws: %w (HTTP %s)", err, resp.Status)
+			return nil, fmt.Errorf("dial %s: %w (HTTP %s)", path, err, resp.Status)
 		}
-		return nil, fmt.Errorf("dial /ws: %w", err)
+		return nil, fmt.Errorf("dial %s: %w", path, err)
 	}
 	return conn, nil
 }
 
-// dialMany opens n connections, parallel at a time.
+// dialMany opens n /ws connections, parallel at a time.
 func dialMany(ctx context.Context, addr, token string, n, parallel int) ([]*websocket.Conn, error) {
+	return dialN(ctx, n, parallel, func(ctx context.Context) (*websocket.Conn, error) { return dial(ctx, addr, token) })
+}
+
+// dialN opens n connections with dialOne, parallel at a time; on error it closes those
+// it opened.
+func dialN(ctx context.Context, n, parallel int, dialOne func(context.Context) (*websocket.Conn, error)) ([]*websocket.Conn, error) {
 	conns := make([]*websocket.Conn, n)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(parallel)
 	for i := range conns {
 		g.Go(func() error {
-			c, err := dial(gctx, addr, token)
+			c, err := dialOne(gctx)
 			conns[i] = c
 			return err
 		})
@@ -75,6 +86,20 @@ type frameFunc func(eventID, rowID int64, size int, at time.Duration)
 // frame. It returns the close code the server sent (0 if none) and the error that
 // ended the read.
 func readFrames(conn *websocket.Conn, base time.Time, fn frameFunc) (int, error) {
+	return readTexts(conn, base, func(b []byte, at time.Duration) {
+		eventID, ok := leadingInt(b, `{"id":`)
+		if !ok {
+			return // not an event (notifier.resync)
+		}
+		rowID, _ := intAfter(b, `"data":{"id":`)
+		fn(eventID, rowID, len(b), at)
+	})
+}
+
+// readTexts reads frames from conn until it ends, calling fn with each text frame
+// (valid during the call only) and when it was read, as time since base. It returns
+// the close code the server sent (0 if none) and the error that ended the read.
+func readTexts(conn *websocket.Conn, base time.Time, fn func(b []byte, at time.Duration)) (int, error) {
 	var buf bytes.Buffer
 	for {
 		typ, r, err := conn.NextReader()
@@ -90,17 +115,25 @@ func readFrames(conn *websocket.Conn, base time.Time, fn frameFunc) (int, error)
 			return 0, err
 		}
 		at := time.Since(base)
-		if typ != websocket.TextMessage {
-			continue
+		if typ == websocket.TextMessage {
+			fn(buf.Bytes(), at)
 		}
-		b := buf.Bytes()
-		eventID, ok := leadingInt(b, `{"id":`)
-		if !ok {
-			continue // not an event (notifier.resync)
-		}
-		rowID, _ := intAfter(b, `"data":{"id":`)
-		fn(eventID, rowID, len(b), at)
 	}
+}
+
+// jsonInt returns the integer value of the first "key" in the JSON text b, with any
+// spacing around the colon (PostgreSQL's json_build_object writes " : ").
+func jsonInt(b []byte, key string) (int64, bool) {
+	i := bytes.Index(b, []byte(`"`+key+`"`))
+	if i < 0 {
+		return 0, false
+	}
+	rest := bytes.TrimLeft(b[i+len(key)+2:], " \t\n\r")
+	rest, ok := bytes.CutPrefix(rest, []byte(":"))
+	if !ok {
+		return 0, false
+	}
+	return parseInt(bytes.TrimLeft(rest, " \t\n\r"))
 }
 
 // leadingInt parses the integer right after prefix at the start of b.

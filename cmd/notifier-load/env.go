@@ -363,5 +363,5 @@ func binaryRevision(bin string) string {
 	return rev
 }
 
-// errNotReady is returned when the notifier does not become ready in time.
-var errNotReady = errors.New("notifier did not become ready")
+// errNotReady is returned when a service does not become ready in time.
+var errNotReady = errors.New("did not become ready")

@@ -8,6 +8,9 @@
 //  3. memory: resident memory per idle connection;
 //  4. inserts: the app's transactions/s with and without the triggers.
 //
+// With --peer-bin, scenarios 1 to 3 run instead side by side with pg_eventserv (raw
+// NOTIFY relayed to WebSockets), alternately, on one workload and database.
+//
 // Everything listens on 127.0.0.1 and is bounded in count and time. docs/performance.md
 // has figures and how to reproduce them.
 //

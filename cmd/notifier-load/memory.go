@@ -5,14 +5,12 @@ import (
 	"fmt"
 	"sync"
 	"time"
-
-	"github.com/gorilla/websocket"
 )
 
-// settleTime is how long the notifier is left alone before its memory is read.
+// settleTime is how long a service is left alone before its memory is read.
 const settleTime = time.Second
 
-// memoryResult is scenario 3: the notifier's memory with 0 and M idle connections.
+// memoryResult is scenario 3: a service's memory with 0 and M idle connections.
 type memoryResult struct {
 	Conns       int     `json:"conns"`
 	Accounts    int     `json:"accounts"`
@@ -34,18 +32,21 @@ type memoryResult struct {
 func runMemory(ctx context.Context, e *env) (*memoryResult, error) {
 	o := e.opts
 	accounts := (o.idleConns + o.perAcct - 1) / o.perAcct
-	res := &memoryResult{Conns: o.idleConns, Accounts: accounts}
-	srv, err := e.startServer(ctx, "memory", e.dbURL)
+	svc, err := notifierSide{e: e, dbURL: e.dbURL}.start(ctx, "memory", accounts)
 	if err != nil {
 		return nil, err
 	}
-	defer e.stopServer(srv)
-	tokens := make([]string, accounts)
-	for i := range tokens {
-		if tokens[i], err = e.token(ctx, int64(i+1)); err != nil {
-			return nil, err
-		}
-	}
+	defer svc.stop()
+	return e.measureMemory(ctx, svc, e.dbURL)
+}
+
+// measureMemory measures a fresh service on dbURL (its triggers installed) with 0 and
+// --idle-conns idle connections, --idle-per-account on each account.
+func (e *env) measureMemory(ctx context.Context, svc service, dbURL string) (*memoryResult, error) {
+	o := e.opts
+	accounts := (o.idleConns + o.perAcct - 1) / o.perAcct
+	res := &memoryResult{Conns: o.idleConns, Accounts: accounts}
+	srv := svc.process()
 	time.Sleep(settleTime)
 	st0, err := srv.status()
 	if err != nil {
@@ -54,17 +55,11 @@ func runMemory(ctx context.Context, e *env) (*memoryResult, error) {
 	res.RSS0, res.Threads0, res.FDs0 = st0.RSS, st0.Threads, openFDs(srv.pid)
 	res.Goroutines0, _ = srv.goroutines(ctx)
 
-	e.progress("memory: %d idle connections over %d accounts", o.idleConns, accounts)
+	e.progress("memory: %d idle connections over %d accounts (%s)", o.idleConns, accounts, srv.name)
 	began := time.Now()
-	var conns []*websocket.Conn
-	for i, tok := range tokens {
-		n := min(o.perAcct, o.idleConns-i*o.perAcct)
-		cs, err := dialMany(ctx, srv.addr, tok, n, o.dialParallel)
-		if err != nil {
-			closeAll(conns)
-			return nil, fmt.Errorf("account %d: %w", i+1, err)
-		}
-		conns = append(conns, cs...)
+	conns, err := svc.open(ctx, o.idleConns, o.perAcct)
+	if err != nil {
+		return nil, err
 	}
 	res.DialSecs = time.Since(began).Seconds()
 	// Idle dashboards still read, so that pings are answered and the probe arrives.
@@ -72,8 +67,10 @@ func runMemory(ctx context.Context, e *env) (*memoryResult, error) {
 	var readers sync.WaitGroup
 	for _, c := range conns {
 		readers.Go(func() {
-			_, _ = readFrames(c, began, func(int64, int64, int, time.Duration) {
-				probe <- struct{}{}
+			_, _ = readTexts(c, began, func(b []byte, _ time.Duration) {
+				if _, _, ok := svc.parse(b); ok {
+					probe <- struct{}{}
+				}
 			})
 		})
 	}
@@ -81,9 +78,6 @@ func runMemory(ctx context.Context, e *env) (*memoryResult, error) {
 		closeAll(conns)
 		readers.Wait()
 	}()
-	if err := srv.awaitSubscribers(ctx, o.idleConns, time.Minute); err != nil {
-		return nil, err
-	}
 	time.Sleep(settleTime)
 	stM, err := srv.status()
 	if err != nil {
@@ -103,7 +97,7 @@ func runMemory(ctx context.Context, e *env) (*memoryResult, error) {
 
 	// Check the connections were live, not just open: one event per account reaches
 	// them all.
-	if err := e.insertProbe(ctx, accounts); err != nil {
+	if err := insertProbe(ctx, dbURL, accounts); err != nil {
 		return nil, err
 	}
 	timeout := time.After(drainTimeout)
@@ -119,10 +113,9 @@ wait:
 	return res, nil
 }
 
-// insertProbe commits one appointment for each of accounts 1..accounts in the main
-// database.
-func (e *env) insertProbe(ctx context.Context, accounts int) error {
-	conn, err := connect(ctx, e.dbURL)
+// insertProbe commits one appointment for each of accounts 1..accounts in dbURL.
+func insertProbe(ctx context.Context, dbURL string, accounts int) error {
+	conn, err := connect(ctx, dbURL)
 	if err != nil {
 		return err
 	}

@@ -45,6 +45,15 @@ type options struct {
 	insertDuration time.Duration
 	insertServed   bool
 
+	peerBin      string
+	runs         int
+	sideClients  int
+	sideAccounts int
+	sideWriters  int
+	sideRate     int
+	sideDuration time.Duration
+	lateAfter    time.Duration
+
 	values map[string]string // every flag's value, for the report (--database-url left out)
 }
 
@@ -96,12 +105,21 @@ Usage: notifier-load [flags]
 	fs.DurationVar(&o.insertDuration, "insert-duration", 10*time.Second, "inserts: how long each database is written")
 	fs.BoolVar(&o.insertServed, "insert-served", true, "inserts: also run with the notifier serving one dashboard")
 
+	fs.StringVar(&o.peerBin, "peer-bin", "", "pg_eventserv binary: run latency, throughput and memory on both it and the notifier, alternately, with the --side-* workload")
+	fs.IntVar(&o.runs, "runs", 3, "with --peer-bin: runs of each scenario on each side")
+	fs.IntVar(&o.sideClients, "side-clients", 200, "with --peer-bin: WebSocket clients, spread evenly over --side-accounts")
+	fs.IntVar(&o.sideAccounts, "side-accounts", 10, "with --peer-bin: accounts (the peer's channels)")
+	fs.IntVar(&o.sideWriters, "side-writers", 4, "with --peer-bin: writer connections, one appointment per transaction, accounts in turn")
+	fs.IntVar(&o.sideRate, "side-rate", 200, "with --peer-bin, latency: commits per second over all writers (throughput: as fast as they go)")
+	fs.DurationVar(&o.sideDuration, "side-duration", 10*time.Second, "with --peer-bin: how long the writers write in each run")
+	fs.DurationVar(&o.lateAfter, "late-after", 3*time.Second, "with --peer-bin: an event not received this long after the last commit is late")
+
 	if err := fs.Parse(args); err != nil {
 		return o, fmt.Errorf("%w: %v", errUsage, err)
 	}
 	o.values = map[string]string{}
 	fs.VisitAll(func(f *flag.Flag) {
-		if f.Name != "database-url" && f.Name != "notifier" && f.Name != "json-file" {
+		if f.Name != "database-url" && f.Name != "notifier" && f.Name != "json-file" && f.Name != "peer-bin" {
 			o.values[f.Name] = f.Value.String()
 		}
 	})
@@ -139,6 +157,11 @@ func (o options) validate() error {
 		{"idle-per-account", o.perAcct, 1, 50000},
 		{"preload", o.preload, 0, 5000000},
 		{"insert-workers", o.insertWorkers, 1, 64},
+		{"runs", o.runs, 1, 20},
+		{"side-clients", o.sideClients, 1, 10000},
+		{"side-accounts", o.sideAccounts, 1, 1000},
+		{"side-writers", o.sideWriters, 1, 64},
+		{"side-rate", o.sideRate, 1, 10000},
 	} {
 		if b.v < b.lo || b.v > b.h {
 			return fmt.Errorf("%w: --%s must be between %d and %d, got %d", errUsage, b.name, b.lo, b.h, b.v)
@@ -153,6 +176,8 @@ func (o options) validate() error {
 		{"duration", o.duration, 100 * time.Millisecond, 5 * time.Minute},
 		{"flood-timeout", o.floodTimeout, time.Second, 10 * time.Minute},
 		{"insert-duration", o.insertDuration, 100 * time.Millisecond, 5 * time.Minute},
+		{"side-duration", o.sideDuration, 100 * time.Millisecond, 5 * time.Minute},
+		{"late-after", o.lateAfter, 10 * time.Millisecond, drainTimeout},
 	} {
 		if b.v < b.lo || b.v > b.h {
 			return fmt.Errorf("%w: --%s must be between %s and %s, got %s", errUsage, b.name, b.lo, b.h, b.v)
@@ -160,6 +185,9 @@ func (o options) validate() error {
 	}
 	if len(o.pgSet) > 0 && o.databaseURL != "" {
 		return fmt.Errorf("%w: --pg-set applies to the throwaway cluster, not to --database-url", errUsage)
+	}
+	if o.sideClients%o.sideAccounts != 0 {
+		return fmt.Errorf("%w: --side-clients (%d) must be a multiple of --side-accounts (%d)", errUsage, o.sideClients, o.sideAccounts)
 	}
 	if len(o.scenarios) == 0 {
 		return fmt.Errorf("%w: --scenarios names none", errUsage)
@@ -198,3 +226,9 @@ func (s *settingsFlag) Set(v string) error {
 }
 
 func (o options) has(scenario string) bool { return slices.Contains(o.scenarios, scenario) }
+
+// sideScenario says whether scenario runs side by side with the peer instead of on the
+// notifier alone.
+func (o options) sideScenario(scenario string) bool {
+	return o.peerBin != "" && (scenario == "latency" || scenario == "throughput" || scenario == "memory")
+}

@@ -24,6 +24,7 @@ type report struct {
 	Throughput *throughputResult `json:"throughput,omitempty"`
 	Memory     *memoryResult     `json:"memory,omitempty"`
 	Inserts    *insertsResult    `json:"inserts,omitempty"`
+	Side       *sideResult       `json:"side_by_side,omitempty"`
 }
 
 func (r *report) writeJSON(w io.Writer) error {
@@ -48,6 +49,9 @@ func (r *report) writeText(w io.Writer) error {
 	fmt.Fprintf(w, "open files limit: %d; load average at start %s, at end %s\n", r.NoFile, r.LoadStart, r.LoadEnd)
 	fmt.Fprintf(w, "notifier revision: %s\noptions: %s\n", r.Revision, optionString(r.Options))
 
+	if r.Side != nil {
+		writeSideText(w, r.Side)
+	}
 	if l := r.Latency; l != nil {
 		fmt.Fprintf(w, "\n== 1. latency: commit returned -> event received (%d WebSocket clients, %d inserts/s for %.0fs, %d events measured, %d appointments at start)\n",
 			l.Clients, l.Rate, l.Seconds, l.Events, l.Rows)
@@ -169,4 +173,78 @@ func closedString(m map[string]int) string {
 		parts = append(parts, fmt.Sprintf("%d with %s", n, code))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// writeSideText prints the side-by-side comparison: the summary table, then every run.
+func writeSideText(w io.Writer, s *sideResult) {
+	fmt.Fprintf(w, "\n== side by side with %s: %d runs per side, alternately, notifier first; medians of the runs, but late, lost, duplicated and foreign: the worst run\n", s.Peer, s.Runs)
+	fmt.Fprintf(w, "database: %s\n", s.Database)
+	kv := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(kv, "figure\tnotifier\tpeer\tnotifier/peer")
+	row := func(name string, n, p float64, format string) {
+		fmt.Fprintf(kv, "%s\t"+format+"\t"+format+"\t%.2f\n", name, n, p, ratio(n, p))
+	}
+	count := func(name string, n, p int64) { fmt.Fprintf(kv, "%s\t%d\t%d\t\n", name, n, p) }
+	for _, ph := range []*sidePhase{s.Fixed, s.Full} {
+		if ph == nil {
+			continue
+		}
+		what := "full speed"
+		if ph.Rate > 0 {
+			what = fmt.Sprintf("%d commits/s", ph.Rate)
+		}
+		n, p := ph.Notifier.Summary, ph.Peer.Summary
+		row(what+": commits/s", n.CommitRate, p.CommitRate, "%.0f")
+		row(what+": p50 ms", n.Latency.P50US/1000, p.Latency.P50US/1000, "%.2f")
+		row(what+": p99 ms", n.Latency.P99US/1000, p.Latency.P99US/1000, "%.2f")
+		row(what+": max ms", n.Latency.MaxUS/1000, p.Latency.MaxUS/1000, "%.2f")
+		row(what+": service CPU µs/msg", n.CPUPerMsg, p.CPUPerMsg, "%.2f")
+		if n.PGPerCommit > 0 || p.PGPerCommit > 0 {
+			row(what+": PostgreSQL CPU µs/commit", n.PGPerCommit, p.PGPerCommit, "%.0f")
+		}
+		row(what+": peak RSS MiB", float64(n.PeakRSS)/(1<<20), float64(p.PeakRSS)/(1<<20), "%.1f")
+		count(fmt.Sprintf("%s: late (not within %gs of the last commit)", what, ph.LateAfter), n.Late, p.Late)
+		count(fmt.Sprintf("%s: lost (not within %gs)", what, drainTimeout.Seconds()), n.Lost, p.Lost)
+		count(what+": duplicated, foreign", n.Duplicates+n.Foreign, p.Duplicates+p.Foreign)
+	}
+	if m := s.Memory; m != nil {
+		row(fmt.Sprintf("memory: KiB per idle connection (%d)", m.Conns), m.Notifier.PerConn/1024, m.Peer.PerConn/1024, "%.1f")
+		row("memory: RSS with 0 connections, MiB", m.Notifier.RSS0/(1<<20), m.Peer.RSS0/(1<<20), "%.1f")
+		count("memory: probe reached (worst run)", int64(m.Notifier.Delivered), int64(m.Peer.Delivered))
+	}
+	_ = kv.Flush()
+
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	for _, ph := range []*sidePhase{s.Fixed, s.Full} {
+		if ph == nil {
+			continue
+		}
+		fmt.Fprintf(w, "\n%s; every run:\n", ph.describe())
+		fmt.Fprintln(tw, "side\trun\tcommits\tcommits/s\tlate inserts\tp50 ms\tp99 ms\tmax ms\tdelivered\tof\tlate\tlost\tdup\tforeign\tCPU s\tµs/msg\tpg µs/commit\tpeak RSS\tbusy\t")
+		for _, side := range []struct {
+			name string
+			runs []sideRun
+		}{{"notifier", ph.Notifier.Runs}, {"peer", ph.Peer.Runs}} {
+			for i, r := range side.runs {
+				fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%d\t%.2f\t%.2f\t%.2f\t%d\t%d\t%d\t%d\t%d\t%d\t%.2f\t%.2f\t%.0f\t%s\t%.0f%%\t\n",
+					side.name, i+1, r.Commits, r.CommitRate, r.LateInserts, r.Latency.P50US/1000, r.Latency.P99US/1000, r.Latency.MaxUS/1000,
+					r.Delivered, r.Expected, r.Late, r.Lost, r.Duplicates, r.Foreign, r.ServiceCPU, r.CPUPerMsg, r.PGPerCommit, mib(r.PeakRSS), r.Busy)
+			}
+		}
+		_ = tw.Flush()
+	}
+	if m := s.Memory; m != nil {
+		fmt.Fprintf(w, "\nmemory, %d idle connections over %d accounts; every run:\n", m.Conns, m.Accounts)
+		fmt.Fprintln(tw, "side\trun\tRSS 0\tRSS M\tKiB/conn\tpeak RSS\tthreads\tfds\tdial s\tprobe\t")
+		for _, side := range []struct {
+			name string
+			runs []*memoryResult
+		}{{"notifier", m.Notifier.Runs}, {"peer", m.Peer.Runs}} {
+			for i, r := range side.runs {
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%.1f\t%s\t%d\t%d\t%.2f\t%d\t\n",
+					side.name, i+1, mib(r.RSS0), mib(r.RSSM), r.PerConn/1024, mib(r.PeakRSS), r.ThreadsM, r.FDsM, r.DialSecs, r.Delivered)
+			}
+		}
+		_ = tw.Flush()
+	}
 }

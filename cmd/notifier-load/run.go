@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"time"
 )
 
@@ -25,12 +26,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	// Both ends of every connection live on this machine: the tool's and the
 	// notifier's descriptors, plus headroom for the database and logs.
-	nofile, err := raiseNoFile(uint64(2*max(opts.idleConns, opts.clients, opts.floodClients) + 1024))
+	nofile, err := raiseNoFile(uint64(2*max(opts.idleConns, opts.clients, opts.floodClients, opts.sideClients) + 1024))
 	if err != nil {
 		return err
 	}
 	if need := uint64(opts.idleConns + 256); opts.has("memory") && nofile < need {
 		return fmt.Errorf("%w: --idle-conns %d needs an open files limit of %d, the hard limit is %d", errUsage, opts.idleConns, need, nofile)
+	}
+
+	var peer string
+	if opts.peerBin != "" {
+		if peer, err = peerVersion(ctx, opts.peerBin); err != nil {
+			return err
+		}
 	}
 
 	rep := &report{Started: time.Now().UTC(), Machine: readMachine(), NoFile: nofile, Options: opts.values, LoadStart: loadAvg()}
@@ -42,7 +50,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	rep.Postgres = e.pg
 	rep.Revision = e.rev
 
+	if slices.ContainsFunc(opts.scenarios, opts.sideScenario) {
+		if rep.Side, err = runSide(ctx, e, peer); err != nil {
+			return fmt.Errorf("side by side: %w", err)
+		}
+	}
 	for _, s := range opts.scenarios {
+		if opts.sideScenario(s) {
+			continue
+		}
 		var err error
 		switch s {
 		case "latency":

@@ -17,29 +17,62 @@ import (
 	"time"
 )
 
-// readyTimeout bounds how long a started notifier may take to answer /readyz with 200.
+// readyTimeout bounds how long a started service may take to become ready.
 const readyTimeout = 20 * time.Second
 
-// stopTimeout bounds a notifier's graceful shutdown after SIGTERM; then it is killed.
+// stopTimeout bounds a service's graceful shutdown after its stop signal; then it is
+// killed.
 const stopTimeout = 20 * time.Second
 
-// server is a running `notifier serve`.
+// server is a running service process: `notifier serve` or the peer.
 type server struct {
+	name    string // for messages: "notifier serve", "pg_eventserv"
 	addr    string // 127.0.0.1:port
 	pid     int
 	logPath string
+	stopSig os.Signal
 	cmd     *exec.Cmd
 	exited  chan struct{}
 	waitErr error // valid once exited is closed
 	http    *http.Client
 }
 
+// launchSpec says how to start one service process.
+type launchSpec struct {
+	name    string // for messages
+	logName string // log file name in the work directory, without the attempt and .log
+	stopSig os.Signal
+	// command returns the command that serves on addr (127.0.0.1:port).
+	command func(addr string) (*exec.Cmd, error)
+	// ready returns nil once the process serves.
+	ready func(ctx context.Context, s *server) error
+}
+
 // startServer runs `notifier serve` on a free loopback port against dbURL and waits
 // until /readyz answers 200.
 func (e *env) startServer(ctx context.Context, name, dbURL string) (*server, error) {
+	return e.launch(ctx, launchSpec{
+		name:    "notifier serve",
+		logName: "notifier-" + name,
+		stopSig: syscall.SIGTERM,
+		command: func(addr string) (*exec.Cmd, error) {
+			cmd := exec.Command(e.bin, "serve")
+			cmd.Env = e.notifierEnv(dbURL, "NOTIFIER_HTTP_ADDR="+addr)
+			return cmd, nil
+		},
+		ready: func(ctx context.Context, s *server) error {
+			_, err := s.readyz(ctx)
+			return err
+		},
+	})
+}
+
+// launch starts a service on a free loopback port and waits until it is ready,
+// retrying on another port when the one picked was taken meanwhile.
+func (e *env) launch(ctx context.Context, spec launchSpec) (*server, error) {
 	var lastErr error
 	for attempt := 1; attempt <= 3; attempt++ {
-		s, err := e.tryStartServer(ctx, fmt.Sprintf("%s-%d", name, attempt), dbURL)
+		s, err := e.tryLaunch(ctx, spec, attempt)
 		if err == nil {
 			return s, nil
 		}
@@ -51,29 +84,32 @@ func (e *env) startServer(ctx context.Context, name, dbURL string) (*server, err
 	return nil, lastErr
 }
 
-func (e *env) tryStartServer(ctx context.Context, name, dbURL string) (*server, error) {
+func (e *env) tryLaunch(ctx context.Context, spec launchSpec, attempt int) (*server, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
 	s := &server{
+		name:    spec.name,
 		addr:    fmt.Sprintf("127.0.0.1:%d", port),
-		logPath: filepath.Join(e.tmp, "notifier-"+name+".log"),
+		logPath: filepath.Join(e.tmp, fmt.Sprintf("%s-%d.log", spec.logName, attempt)),
+		stopSig: spec.stopSig,
 		exited:  make(chan struct{}),
 		http:    &http.Client{Timeout: 5 * time.Second},
+	}
+	if s.cmd, err = spec.command(s.addr); err != nil {
+		return nil, err
 	}
 	logFile, err := os.Create(s.logPath)
 	if err != nil {
 		return nil, err
 	}
 	defer logFile.Close() // the child has its own descriptor
-	s.cmd = exec.Command(e.bin, "serve")
-	s.cmd.Env = e.notifierEnv(dbURL, "NOTIFIER_HTTP_ADDR="+s.addr)
 	s.cmd.Stdout, s.cmd.Stderr = logFile, logFile
-	// If the tool dies, the notifier goes with it.
+	// If the tool dies, the service goes with it.
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := s.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start notifier serve: %w", err)
+		return nil, fmt.Errorf("start %s: %w", s.name, err)
 	}
 	s.pid = s.cmd.Process.Pid
 	go func() {
@@ -83,12 +119,12 @@ func (e *env) tryStartServer(ctx context.Context, name, dbURL string) (*server, 
 
 	deadline := time.Now().Add(readyTimeout)
 	for {
-		if _, err := s.readyz(ctx); err == nil {
+		if err := spec.ready(ctx, s); err == nil {
 			return s, nil
 		}
 		select {
 		case <-s.exited:
-			return nil, fmt.Errorf("notifier serve exited: %v: %s", s.waitErr, s.logTail())
+			return nil, fmt.Errorf("%s exited: %v: %s", s.name, s.waitErr, s.logTail())
 		case <-ctx.Done():
 			s.kill()
 			return nil, ctx.Err()
@@ -96,7 +132,7 @@ func (e *env) tryStartServer(ctx context.Context, name, dbURL string) (*server, 
 		}
 		if time.Now().After(deadline) {
 			s.kill()
-			return nil, fmt.Errorf("%w within %s: %s", errNotReady, readyTimeout, s.logTail())
+			return nil, fmt.Errorf("%s: %w within %s: %s", s.name, errNotReady, readyTimeout, s.logTail())
 		}
 	}
 }
@@ -175,18 +211,19 @@ func (s *server) goroutines(ctx context.Context) (int, bool) {
 	return 0, false
 }
 
-// stop sends SIGTERM and waits for a graceful exit (killing it after stopTimeout).
+// stop sends the stop signal and waits for a graceful exit (killing it after
+// stopTimeout).
 func (s *server) stop() error {
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	_ = s.cmd.Process.Signal(s.stopSig)
 	select {
 	case <-s.exited:
 		if s.waitErr != nil {
-			return fmt.Errorf("notifier serve: %w: %s", s.waitErr, s.logTail())
+			return fmt.Errorf("%s: %w: %s", s.name, s.waitErr, s.logTail())
 		}
 		return nil
 	case <-time.After(stopTimeout):
 		s.kill()
-		return fmt.Errorf("notifier serve did not stop within %s of SIGTERM; killed", stopTimeout)
+		return fmt.Errorf("%s did not stop within %s of %s; killed", s.name, stopTimeout, s.stopSig)
 	}
 }
 
@@ -195,13 +232,13 @@ func (s *server) kill() {
 	<-s.exited
 }
 
-// cpu returns the notifier's CPU time so far.
+// cpu returns the service's CPU time so far.
 func (s *server) cpu() (time.Duration, error) { return procCPU(s.pid, false) }
 
-// status returns the notifier's memory and threads.
+// status returns the service's memory and threads.
 func (s *server) status() (procStatus, error) { return readProcStatus(s.pid) }
 
-// logTail returns the last lines of the notifier's log, for error messages.
+// logTail returns the last lines of the service's log, for error messages.
 func (s *server) logTail() string {
 	b, _ := os.ReadFile(s.logPath)
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
@@ -212,7 +249,7 @@ func (s *server) logTail() string {
 }
 
 // freePort asks the kernel for a free loopback port. Another process may take it
-// before the notifier binds it; startServer then retries.
+// before the service binds it; launch then retries.
 func freePort() (int, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
