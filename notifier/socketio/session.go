@@ -12,6 +12,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/pgnotifier/notifier/internal/auth"
+	"github.com/pgnotifier/notifier/internal/ratelimit"
 	"github.com/pgnotifier/notifier/notifier/hub"
 )
 
@@ -102,7 +103,7 @@ type session struct {
 	abrupt       bool   // drop the queue rather than flush it
 	closeSent    bool   // polling: the close packet is queued
 	connects     int
-	budget       *budget // of client packets
+	budget       *ratelimit.Bucket // of client packets
 
 	state   socketState
 	claims  auth.Claims
@@ -139,7 +140,7 @@ func newSession(hd *Handler, header string, wsOnly bool, remote string) *session
 		upgradeTimer: stoppedTimer(),
 		expiryTimer:  stoppedTimer(),
 		graceTimer:   stoppedTimer(),
-		budget:       newBudget(hd.cfg.MaxClientPackets, time.Now()),
+		budget:       ratelimit.New(hd.cfg.MaxClientPackets, time.Now()),
 	}
 	return s
 }
@@ -164,7 +165,7 @@ func (s *session) spendOn(p eioPacket) bool {
 
 // spend counts one client packet or probe; past the budget it closes the session.
 func (s *session) spend() bool {
-	if s.budget.take(time.Now()) {
+	if s.budget.Take(time.Now()) {
 		return true
 	}
 	s.close(reasonClientFlood, true)

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/pgnotifier/notifier/internal/ratelimit"
 )
 
 // pollRequest is a polling GET waiting for its session's loop to answer it.
@@ -146,9 +148,9 @@ var errClientFlood = errors.New(reasonClientFlood)
 func (s *session) readWS(c *wsConn) {
 	defer close(c.done)
 	cfg := s.hd.cfg
-	pings := newBudget(cfg.MaxClientPackets, time.Now())
+	pings := ratelimit.New(cfg.MaxClientPackets, time.Now())
 	c.conn.SetPingHandler(func(data string) error {
-		if !pings.take(time.Now()) {
+		if !pings.Take(time.Now()) {
 			return errClientFlood
 		}
 		// A failed pong means a failing connection, which the next read reports.
@@ -210,27 +212,6 @@ func writeWS(c *wsConn, wait time.Duration, parts ...[]byte) error {
 		}
 	}
 	return w.Close()
-}
-
-// budget is a token bucket: rate tokens a second, at most rate saved up.
-type budget struct {
-	rate, tokens float64
-	last         time.Time
-}
-
-func newBudget(rate int, now time.Time) *budget {
-	return &budget{rate: float64(rate), tokens: float64(rate), last: now}
-}
-
-// take spends a token, if there is one.
-func (b *budget) take(now time.Time) bool {
-	b.tokens = min(b.rate, b.tokens+now.Sub(b.last).Seconds()*b.rate)
-	b.last = now
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
 }
 
 // reasonFor names a parse error for the logs.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/pgnotifier/notifier/internal/auth"
 	"github.com/pgnotifier/notifier/internal/metrics"
+	"github.com/pgnotifier/notifier/internal/ratelimit"
 	"github.com/pgnotifier/notifier/notifier/decode"
 	"github.com/pgnotifier/notifier/notifier/hub"
 )
@@ -398,11 +399,11 @@ func (c *connection) readPump(done chan<- struct{}, cancel context.CancelFunc) {
 	cfg := c.hd.cfg
 	c.ws.SetReadLimit(cfg.ReadLimit)
 	_ = c.ws.SetReadDeadline(time.Now().Add(cfg.PongWait))
-	b := newBudget(cfg.MaxClientMessages, time.Now())
+	b := ratelimit.New(cfg.MaxClientMessages, time.Now())
 	// A frame within the budget proves the peer alive: the deadline moves on.
 	take := func() error {
 		now := time.Now()
-		if !b.take(now) {
+		if !b.Take(now) {
 			return errClientFlood
 		}
 		return c.ws.SetReadDeadline(now.Add(cfg.PongWait))
@@ -442,25 +443,4 @@ func (c *connection) discardMessage(take func() error) error {
 	}
 	_, err = io.Copy(io.Discard, r)
 	return err
-}
-
-// budget is a token bucket: rate tokens a second, at most rate saved up.
-type budget struct {
-	rate, tokens float64
-	last         time.Time
-}
-
-func newBudget(rate int, now time.Time) *budget {
-	return &budget{rate: float64(rate), tokens: float64(rate), last: now}
-}
-
-// take spends a token, if there is one.
-func (b *budget) take(now time.Time) bool {
-	b.tokens = min(b.rate, b.tokens+now.Sub(b.last).Seconds()*b.rate)
-	b.last = now
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
 }
