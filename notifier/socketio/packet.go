@@ -165,8 +165,9 @@ func digits(b []byte, i, limit int) int {
 	return j
 }
 
-// printable reports whether b is valid UTF-8 without control characters, so a
-// namespace can be echoed back in a CONNECT_ERROR.
+// printable reports whether b is valid UTF-8 without control characters: a namespace
+// that is not is a malformed packet. (Which namespaces are echoed back in a
+// CONNECT_ERROR is stricter still: see echoable.)
 func printable(b []byte) bool {
 	if !utf8.Valid(b) {
 		return false
