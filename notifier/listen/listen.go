@@ -123,7 +123,7 @@ func (l *Listener) Run(ctx context.Context) error {
 		}
 		// Full jitter over [delay/2, delay) keeps many notifiers from reconnecting in step.
 		wait := delay/2 + rand.N(delay/2+1)
-		l.logger.WarnContext(ctx, "listener disconnected", "error", err, "cursor", l.cursor, "retry_in", wait)
+		l.logger.WarnContext(ctx, "listener disconnected", "error", err, "cursor", l.cursor, "retry_in_s", wait.Seconds())
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
