@@ -2,8 +2,6 @@ package notifier_test
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -316,52 +314,4 @@ func TestTransientEnrichmentRetried(t *testing.T) {
 		}
 	}
 	waitReady(t, b, http.StatusOK)
-}
-
-// waitReadyReason waits until /readyz answers 503 with a reason containing want.
-func waitReadyReason(t *testing.T, b *testBundle, want string) {
-	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for {
-		resp, err := http.Get(b.base + "/readyz")
-		if err == nil {
-			var body struct{ Reason string }
-			derr := json.NewDecoder(resp.Body).Decode(&body)
-			resp.Body.Close()
-			if derr == nil && resp.StatusCode == http.StatusServiceUnavailable && strings.Contains(body.Reason, want) {
-				return
-			}
-		} else if !errors.Is(err, context.Canceled) {
-			t.Logf("readyz: %v", err)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/readyz never said %q", want)
-		}
-		time.Sleep(20 * time.Millisecond) // an HTTP endpoint: polling is its contract
-	}
-}
-
-// TestFlushMarkerNotForgeable: a session that sets the flush marker variable itself (to
-// any value, for the session) still has its transactions flushed: their events arrive.
-func TestFlushMarkerNotForgeable(t *testing.T) {
-	t.Parallel()
-	b := setup(t)
-	c := b.dial(t, 1, nil)
-	conn, err := pgx.Connect(t.Context(), b.dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.WithoutCancel(t.Context()))
-	for _, v := range []string{"y", "1"} {
-		if _, err := conn.Exec(t.Context(), `SELECT set_config('notifier.flush_queued', $1, false)`, v); err != nil {
-			t.Fatal(err)
-		}
-		var id int64
-		if err := conn.QueryRow(t.Context(), `INSERT INTO appointments (date, "startTime", "endTime", "statusId", "accountId") VALUES (now(), '09:00', '09:15', 1, 1) RETURNING id`).Scan(&id); err != nil {
-			t.Fatal(err)
-		}
-		if f := c.next(t); f.rowID(t) != id {
-			t.Fatalf("marker %q: got %s, want appointment %d", v, f.raw, id)
-		}
-	}
 }

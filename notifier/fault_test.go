@@ -2,6 +2,8 @@ package notifier_test
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -82,17 +84,33 @@ func TestPostgresRestart(t *testing.T) {
 // waitReady polls /readyz until it answers status.
 func waitReady(t *testing.T, b *testBundle, status int) {
 	t.Helper()
+	waitReadyz(t, b, fmt.Sprintf("answered %d", status), func(got int, _ string) bool { return got == status })
+}
+
+// waitReadyReason waits until /readyz answers 503 with a reason containing want.
+func waitReadyReason(t *testing.T, b *testBundle, want string) {
+	t.Helper()
+	waitReadyz(t, b, fmt.Sprintf("said %q", want), func(got int, reason string) bool {
+		return got == http.StatusServiceUnavailable && strings.Contains(reason, want)
+	})
+}
+
+// waitReadyz polls /readyz until ok accepts its status and reason.
+func waitReadyz(t *testing.T, b *testBundle, what string, ok func(status int, reason string) bool) {
+	t.Helper()
 	deadline := time.Now().Add(waitTimeout)
 	for {
 		resp, err := http.Get(b.base + "/readyz")
 		if err == nil {
+			var body struct{ Reason string }
+			_ = json.NewDecoder(resp.Body).Decode(&body)
 			resp.Body.Close()
-			if resp.StatusCode == status {
+			if ok(resp.StatusCode, body.Reason) {
 				return
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("/readyz never answered %d", status)
+			t.Fatalf("/readyz never %s", what)
 		}
 		time.Sleep(20 * time.Millisecond) // an HTTP endpoint: polling is its contract
 	}
