@@ -16,6 +16,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/pgnotifier/notifier/internal/auth"
+	"github.com/pgnotifier/notifier/internal/inflight"
 	"github.com/pgnotifier/notifier/internal/metrics"
 	"github.com/pgnotifier/notifier/notifier/decode"
 	"github.com/pgnotifier/notifier/notifier/hub"
@@ -162,7 +163,7 @@ type Handler struct {
 	unauth   int            // sessions without a connected socket
 	byAddr   map[string]int // the same, by client address
 
-	wg sync.WaitGroup // session loops and WebSocket readers (loops wait for their feeders)
+	wg inflight.Group // session loops and WebSocket readers (loops wait for their feeders)
 	m  handlerMetrics
 }
 
@@ -443,7 +444,10 @@ func (hd *Handler) handshake(w http.ResponseWriter, r *http.Request, transport s
 	if transport == "polling" {
 		s.getting.Store(true)
 		g := newPollRequest()
-		hd.start(s, g, nil)
+		if !hd.start(s, g, nil) {
+			writeError(w, http.StatusServiceUnavailable, codeForbidden, ReasonShutdown)
+			return
+		}
 		s.awaitPoll(w, r, g)
 		return
 	}
@@ -453,9 +457,16 @@ func (hd *Handler) handshake(w http.ResponseWriter, r *http.Request, transport s
 		return
 	}
 	c := newWSConn(conn)
-	hd.wg.Add(1)
+	if !hd.wg.Add() { // shutting down
+		hd.remove(s)
+		_ = conn.Close()
+		return
+	}
 	defer hd.wg.Done()
-	hd.start(s, nil, c)
+	if !hd.start(s, nil, c) {
+		_ = conn.Close()
+		return
+	}
 	s.readWS(c)
 }
 
@@ -476,7 +487,10 @@ func (hd *Handler) upgrade(w http.ResponseWriter, r *http.Request, s *session) {
 		return
 	}
 	c := newWSConn(conn)
-	hd.wg.Add(1)
+	if !hd.wg.Add() { // shutting down
+		_ = conn.Close()
+		return
+	}
 	defer hd.wg.Done()
 	select {
 	case s.probes <- c:
@@ -562,13 +576,18 @@ func (hd *Handler) setAuthenticated(s *session, authenticated bool) {
 	hd.countUnauthenticatedLocked(s, !authenticated)
 }
 
-// start runs s's loop with its first transport.
-func (hd *Handler) start(s *session, g *pollRequest, c *wsConn) {
-	hd.wg.Add(1)
+// start runs s's loop with its first transport; false, having removed s, when the
+// handler is shutting down.
+func (hd *Handler) start(s *session, g *pollRequest, c *wsConn) bool {
+	if !hd.wg.Add() {
+		hd.remove(s)
+		return false
+	}
 	go func() {
 		defer hd.wg.Done()
 		s.run(g, c)
 	}()
+	return true
 }
 
 func (hd *Handler) lookup(sid string) *session {

@@ -16,6 +16,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/pgnotifier/notifier/internal/auth"
+	"github.com/pgnotifier/notifier/internal/inflight"
 	"github.com/pgnotifier/notifier/internal/metrics"
 	"github.com/pgnotifier/notifier/internal/ratelimit"
 	"github.com/pgnotifier/notifier/notifier/decode"
@@ -69,7 +70,7 @@ type Handler struct {
 	upgrader websocket.Upgrader
 	origins  map[string]bool
 
-	conns sync.WaitGroup
+	conns inflight.Group
 	m     handlerMetrics
 }
 
@@ -249,7 +250,11 @@ func (hd *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		hd.m.refused["upgrade"].Inc()
 		return // the upgrader answered the client already
 	}
-	hd.conns.Add(1)
+	if !hd.conns.Add() { // shutting down: the hub will not serve it either
+		_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, ReasonShutdown), time.Now().Add(hd.cfg.WriteWait))
+		_ = conn.Close()
+		return
+	}
 	defer hd.conns.Done()
 	hd.m.open.Add(1)
 	defer hd.m.open.Add(-1)
