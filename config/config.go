@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
 
@@ -14,7 +15,6 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/pgnotifier/notifier/internal/auth"
-	"github.com/pgnotifier/notifier/notifier/decode"
 )
 
 // Config is everything the notifier can be told.
@@ -22,15 +22,19 @@ type Config struct {
 	Database Database `mapstructure:"database"`
 	HTTP     HTTP     `mapstructure:"http"`
 	Auth     Auth     `mapstructure:"auth"`
-	Events   []string `mapstructure:"events"` // allowlist of event names sent to clients
+	Events   []string `mapstructure:"events"` // allowlist of event names sent to clients; empty: every installed event
 	Hub      Hub      `mapstructure:"hub"`
 	WS       WS       `mapstructure:"ws"`
 	SocketIO SocketIO `mapstructure:"socketio"`
 	Log      Log      `mapstructure:"log"`
 	Logging  Logging  `mapstructure:"logging"`
+	Rules    Rules    `mapstructure:"rules"`
+}
 
-	// EventSet is Events parsed; set by Load.
-	EventSet decode.Set `mapstructure:"-"`
+// Rules says where a DBA's rule file and its generated migrations are.
+type Rules struct {
+	File string `mapstructure:"file"` // the rule file `notifier rules sql` reads
+	Dir  string `mapstructure:"dir"`  // its migrations: `rules sql` writes them, `migrate` applies them with the built-in ones
 }
 
 // Database says where the clinic's PostgreSQL is.
@@ -102,6 +106,13 @@ type SocketIO struct {
 	// RecoverySecret keys the connection-state-recovery ids; instances behind one
 	// load balancer need the same. Default: the HS256 secret (a random one otherwise).
 	RecoverySecret string `mapstructure:"recovery_secret"`
+	// Relay lists the events clients may emit for the other clients of their account
+	// (seed 003), through the event log; empty: relay is off. RelayMaxBytes bounds an
+	// emit's JSON arguments, RelayRate the relayed emits a second per connection (twice
+	// that in a burst).
+	Relay         []string `mapstructure:"relay"`
+	RelayMaxBytes int      `mapstructure:"relay_max_bytes"`
+	RelayRate     int      `mapstructure:"relay_rate"`
 }
 
 // Log configures the event log's retention.
@@ -142,7 +153,7 @@ var defaults = map[string]any{
 	"auth.jwks_min_refresh":                    30 * time.Second,
 	"auth.account_claim":                       "accountId",
 	"auth.es256_low_s":                         false,
-	"events":                                   eventNames(decode.AllKinds),
+	"events":                                   []string{},
 	"hub.room_prefix":                          "orders.account.",
 	"hub.max_lag":                              30 * time.Second,
 	"hub.replay_buffer":                        1024,
@@ -160,20 +171,15 @@ var defaults = map[string]any{
 	"socketio.max_unauthenticated_per_address": 50,
 	"socketio.max_client_packets":              10,
 	"socketio.recovery_secret":                 "",
+	"socketio.relay":                           []string{},
+	"socketio.relay_max_bytes":                 16384,
+	"socketio.relay_rate":                      10,
 	"log.retention":                            24 * time.Hour,
 	"log.prune_interval":                       time.Minute,
 	"logging.level":                            "info",
 	"logging.format":                           "json",
-}
-
-func eventNames(s decode.Set) []string {
-	var out []string
-	for _, k := range decode.Kinds() {
-		if s.Has(k) {
-			out = append(out, k.String())
-		}
-	}
-	return out
+	"rules.file":                               "",
+	"rules.dir":                                "",
 }
 
 // Flags maps command-line flag names to configuration keys; Load reads each flag that
@@ -184,7 +190,12 @@ var Flags = map[string]string{
 	"jwt-secret":   "auth.jwt_secret",
 	"log-level":    "logging.level",
 	"log-format":   "logging.format",
+	"rules":        "rules.file",
+	"dir":          "rules.dir",
 }
+
+// eventName is the syntax of event names (internal/rules makes the same demand).
+var eventName = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,99}$`)
 
 // ErrInvalid is wrapped by every configuration error.
 var ErrInvalid = errors.New("invalid configuration")
@@ -230,6 +241,7 @@ func Load(file string, flags *pflag.FlagSet) (Config, error) {
 	}
 	// A comma-separated environment variable arrives as one element.
 	c.Events = splitList(c.Events)
+	c.SocketIO.Relay = splitList(c.SocketIO.Relay)
 	c.HTTP.AllowedOrigins = splitList(c.HTTP.AllowedOrigins)
 	if err := c.validateCommon(); err != nil {
 		return Config{}, err
@@ -261,14 +273,16 @@ func invalid(key, format string, args ...any) error {
 }
 
 func (c *Config) validateCommon() error {
-	set, err := decode.ParseSet(c.Events)
-	if err != nil {
-		return invalid("events", "%v (known: %s)", err, strings.Join(eventNames(decode.AllKinds), ", "))
+	for _, e := range c.Events {
+		if !eventName.MatchString(e) {
+			return invalid("events", "%q is not an event name (the service checks names against the installed rules when it starts)", e)
+		}
 	}
-	if len(c.Events) == 0 {
-		return invalid("events", "must name at least one event")
+	for _, e := range c.SocketIO.Relay {
+		if !eventName.MatchString(e) {
+			return invalid("socketio.relay", "%q is not an event name", e)
+		}
 	}
-	c.EventSet = set
 	switch {
 	case c.Database.MaxConns < 2:
 		return invalid("database.max_conns", "must be at least 2, got %d", c.Database.MaxConns)
@@ -304,6 +318,10 @@ func (c *Config) validateCommon() error {
 		return invalid("socketio.max_unauthenticated_per_address", "must not be negative (0 is unlimited), got %d", c.SocketIO.MaxUnauthenticatedPerAddress)
 	case c.SocketIO.MaxClientPackets < 1:
 		return invalid("socketio.max_client_packets", "must be at least 1, got %d", c.SocketIO.MaxClientPackets)
+	case c.SocketIO.RelayMaxBytes < 2 || c.SocketIO.RelayMaxBytes > c.SocketIO.MaxPayload:
+		return invalid("socketio.relay_max_bytes", "must be between 2 and socketio.max_payload (%d), got %d", c.SocketIO.MaxPayload, c.SocketIO.RelayMaxBytes)
+	case c.SocketIO.RelayRate < 1:
+		return invalid("socketio.relay_rate", "must be at least 1, got %d", c.SocketIO.RelayRate)
 	case c.WS.MaxClientMessages < 1:
 		return invalid("ws.max_client_messages", "must be at least 1, got %d", c.WS.MaxClientMessages)
 	case c.Auth.Algorithm != auth.AlgHS256 && c.Auth.Algorithm != auth.AlgRS256 && c.Auth.Algorithm != auth.AlgES256:

@@ -30,7 +30,6 @@ import (
 	"github.com/pgnotifier/notifier/internal/auth"
 	"github.com/pgnotifier/notifier/internal/pgtest"
 	"github.com/pgnotifier/notifier/notifier"
-	"github.com/pgnotifier/notifier/notifier/decode"
 )
 
 const testSecret = "test-secret-0123456789abcdef0123456789"
@@ -327,15 +326,6 @@ func (f frame) rowID(t *testing.T) int64 {
 type configT = config.Config
 
 func pgtestDatabase(t *testing.T) string { return pgtest.Database(t) }
-
-func allowSet(t *testing.T, names []string) decode.Set {
-	t.Helper()
-	s, err := decode.ParseSet(names)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 

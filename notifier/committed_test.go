@@ -204,14 +204,22 @@ func TestNetEffect(t *testing.T) {
 		`UPDATE appointments SET notes = 'checked in' WHERE id = `+id)
 	tx(`INSERT INTO appointments (id, date, "startTime", "endTime", "statusId", "accountId") VALUES (900002, now(), '09:00', '09:15', 1, 2)`,
 		`UPDATE appointments SET "accountId" = 1, notes = 'final' WHERE id = 900002`)
-	got := c.nextN(t, 2)
-	data := got[0].object(t)
-	if got[0].Event != "appointments.checkin" || got[0].rowID(t) != existing || data["notes"] != "checked in" ||
-		data["status"].(map[string]any)["name"] != "Check-in" {
-		t.Errorf("first event %s, want one check-in of %d as committed", got[0].raw, existing)
+	// The check-in of existing (its net effect: Agendado to Check-in, notes changed) is
+	// one update, one status change and one check-in, as committed; 900002's net effect
+	// is one creation in account 1.
+	got := c.nextN(t, 4)
+	for i, want := range []string{"appointments.updated", "appointments.status.changed", "appointments.checkin"} {
+		data := got[i].object(t)
+		if got[i].Event != want || got[i].rowID(t) != existing || data["notes"] != "checked in" ||
+			data["status"].(map[string]any)["name"] != "Check-in" {
+			t.Errorf("event %d %s, want %s of %d as committed", i, got[i].raw, want, existing)
+		}
 	}
-	if got[1].Event != "appointments.created" || got[1].rowID(t) != 900002 || got[1].object(t)["notes"] != "final" {
-		t.Errorf("second event %s, want appointment 900002 created as committed (account 1, notes final)", got[1].raw)
+	if prev, _ := got[1].object(t)["previousStatus"].(map[string]any); prev == nil || prev["name"] != "Agendado" {
+		t.Errorf("status change %s: previousStatus want Agendado (the state before the transaction)", got[1].raw)
+	}
+	if got[3].Event != "appointments.created" || got[3].rowID(t) != 900002 || got[3].object(t)["notes"] != "final" {
+		t.Errorf("fourth event %s, want appointment 900002 created as committed (account 1, notes final)", got[3].raw)
 	}
 	// Nothing else came: the next event is the next commit.
 	next := b.insertAppointment(t, 1)

@@ -303,7 +303,6 @@ func TestEventsFilter(t *testing.T) {
 	b := setup(t, func(o *setupOpts) {
 		o.mutate = func(c *config.Config) {
 			c.Events = []string{"appointments.created", "doctors.created"}
-			c.EventSet = allowSet(t, c.Events)
 		}
 	})
 	onlyDoctors := b.dial(t, 1, url.Values{"events": {"doctors.created"}})

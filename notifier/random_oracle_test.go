@@ -17,11 +17,27 @@ import (
 	"time"
 )
 
+// The clinic's events (triggers/clinic.yaml), as the oracle derives them.
 const (
-	kindCreated = "appointments.created"
-	kindCheckin = "appointments.checkin"
-	kindDoctor  = "doctors.created"
+	kindCreated   = "appointments.created"
+	kindUpdated   = "appointments.updated"
+	kindStatus    = "appointments.status.changed"
+	kindCheckin   = "appointments.checkin"
+	kindServing   = "appointments.serving"
+	kindFinished  = "appointments.finished"
+	kindDeleted   = "appointments.deleted"
+	kindDoctor    = "doctors.created"
+	kindDocUpdate = "doctors.updated"
+	kindDocDelete = "doctors.deleted"
 )
+
+// knownKinds are the events the writers can cause (they never set isBusy or deletedAt).
+var knownKinds = map[string]bool{
+	kindCreated: true, kindUpdated: true, kindStatus: true, kindCheckin: true, kindServing: true,
+	kindFinished: true, kindDeleted: true, kindDoctor: true, kindDocUpdate: true, kindDocDelete: true,
+}
+
+func isDoctorKind(kind string) bool { return strings.HasPrefix(kind, "doctors.") }
 
 // apptState is an appointment row as one writer knows it; 0 is NULL for the ids.
 type apptState struct {
@@ -61,7 +77,7 @@ func rowKeyOf(kind string, row int64) string { return kind + "|" + strconv.Forma
 // key identifies the event: every write sets a unique notes (appointments) or name
 // (doctors), so kind, row and that string name one commit's event.
 func (e *expEvent) key() string {
-	if e.kind == kindDoctor {
+	if isDoctorKind(e.kind) {
 		return rowKeyOf(e.kind, e.row) + "|" + e.facts.name
 	}
 	return rowKeyOf(e.kind, e.row) + "|" + e.facts.notes
@@ -73,7 +89,7 @@ func (e *expEvent) String() string {
 }
 
 func (f facts) describe(kind string) string {
-	if kind == kindDoctor {
+	if isDoctorKind(kind) {
 		return fmt.Sprintf("accountId=%d name=%q", f.account, f.name)
 	}
 	return fmt.Sprintf("accountId=%d statusId=%d status.name=%q notes=%q startTime=%q doctor=%s patient=%s",
@@ -299,28 +315,57 @@ func (o *oracle) events(m *txModel) []*expEvent {
 		ev    *expEvent
 	}
 	var items []item
+	add := func(first int, kind string, row int64, f facts) {
+		items = append(items, item{first, &expEvent{kind: kind, row: row, facts: f}})
+	}
+	// As the rule's flush does: a row is live when it exists with an account; it
+	// appears in (created), leaves (deleted, with the row as it was) or changes within
+	// (updated, then what the change of status makes) its account.
 	for id, t := range m.appts {
-		if !t.now.exists || t.now.account == 0 {
+		bLive := t.before.exists && t.before.account != 0
+		aLive := t.now.exists && t.now.account != 0
+		same := bLive && aLive && t.before.account == t.now.account
+		if aLive && !same {
+			add(t.first, kindCreated, id, o.apptFacts(t.now))
+		}
+		if !same || t.before == t.now {
+			if bLive && !same {
+				add(t.first, kindDeleted, id, o.apptFacts(t.before))
+			}
 			continue
 		}
-		kind := ""
-		switch {
-		case !t.before.exists:
-			kind = kindCreated
-		case t.now.status == o.checkin && t.before.status != o.checkin:
-			kind = kindCheckin
-		default:
-			continue
+		f := o.apptFacts(t.now)
+		add(t.first, kindUpdated, id, f)
+		if t.before.status != t.now.status {
+			add(t.first, kindStatus, id, f)
+			switch o.statusName[t.now.status] {
+			case "Check-in":
+				add(t.first, kindCheckin, id, f)
+			case "Em atendimento":
+				add(t.first, kindServing, id, f)
+			case "Finalizado":
+				add(t.first, kindFinished, id, f)
+			}
 		}
-		items = append(items, item{t.first, &expEvent{kind: kind, row: id, facts: o.apptFacts(t.now)}})
 	}
 	for id, t := range m.docs {
-		if t.before.exists || !t.now.exists || t.now.account == 0 {
-			continue
+		bLive := t.before.exists && t.before.account != 0
+		aLive := t.now.exists && t.now.account != 0
+		same := bLive && aLive && t.before.account == t.now.account
+		if aLive && !same {
+			add(t.first, kindDoctor, id, facts{account: t.now.account, name: t.now.name})
 		}
-		items = append(items, item{t.first, &expEvent{kind: kindDoctor, row: id, facts: facts{account: t.now.account, name: t.now.name}}})
+		if same && t.before != t.now {
+			add(t.first, kindDocUpdate, id, facts{account: t.now.account, name: t.now.name})
+		}
+		if bLive && !same {
+			add(t.first, kindDocDelete, id, facts{account: t.before.account, name: t.before.name})
+		}
 	}
-	sort.Slice(items, func(i, j int) bool { return items[i].first < items[j].first })
+	// sort.SliceStable: a row's events keep the rule's order (created, updated,
+	// status.changed, the status's own, deleted: a row that moved account is created
+	// in the new one before it is deleted from the old).
+	sort.SliceStable(items, func(i, j int) bool { return items[i].first < items[j].first })
 	out := make([]*expEvent, len(items))
 	for i, it := range items {
 		it.ev.pos = i
@@ -451,7 +496,7 @@ type rxEvent struct {
 
 func newRx(id int64, name string, data json.RawMessage, partial bool, conn int) rxEvent {
 	rx := rxEvent{id: id, name: name, data: data, partial: partial, conn: conn, at: time.Now()}
-	if name == kindCreated || name == kindCheckin || name == kindDoctor {
+	if knownKinds[name] {
 		rx.rf, rx.perr = parseRx(name, data)
 	}
 	return rx
@@ -512,7 +557,7 @@ func parseRx(kind string, data json.RawMessage) (rxFacts, error) {
 	}
 	rf.row = num("id")
 	rf.f.account = num("accountId")
-	if kind == kindDoctor {
+	if isDoctorKind(kind) {
 		rf.f.name = str("name")
 		return rf, nil
 	}
@@ -526,7 +571,7 @@ func parseRx(kind string, data json.RawMessage) (rxFacts, error) {
 }
 
 func (rf rxFacts) key(kind string) string {
-	if kind == kindDoctor {
+	if isDoctorKind(kind) {
 		return rowKeyOf(kind, rf.row) + "|" + rf.f.name
 	}
 	return rowKeyOf(kind, rf.row) + "|" + rf.f.notes
@@ -541,7 +586,7 @@ func (rf rxFacts) diff(kind string, want facts) []string {
 		}
 	}
 	add("accountId", want.account, rf.f.account)
-	if kind == kindDoctor {
+	if isDoctorKind(kind) {
 		add("name", want.name, rf.f.name)
 		return d
 	}
@@ -628,7 +673,7 @@ func (r *rtest) analyze(final bool) analysis {
 	byRow := maps.Clone(o.byRow)
 	o.mu.Unlock()
 	history := func(kind string, row int64) lazy {
-		return func() string { return o.rowHistory(rowRef{doctor: kind == kindDoctor, id: row}) }
+		return func() string { return o.rowHistory(rowRef{doctor: isDoctorKind(kind), id: row}) }
 	}
 	candidates := func(rk string, account int64) lazy {
 		return func() string { return describeCandidates(byRow[rk], account) }
@@ -670,7 +715,7 @@ func (r *rtest) analyze(final bool) analysis {
 			if c.filter != nil && !c.filter[rx.name] {
 				add("filter", "%s received a %s: %s", c.name, rx.name, rx)
 			}
-			if rx.name != kindCreated && rx.name != kindCheckin && rx.name != kindDoctor {
+			if !knownKinds[rx.name] {
 				add("spurious", "%s received an event of unknown name: %s", c.name, rx)
 				continue
 			}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
@@ -498,7 +499,7 @@ func (r *rtest) addSIO(account int64, transports []string, in sioclient.TokenIn,
 	c.sioT = true
 	c.sio = sioclient.Start(r.t, sioclient.Options{
 		URL: r.base, Token: c.token, TokenIn: in, Transports: transports,
-		Events:            append(slices.Clone(seedEvents), "notifier.resync", "notifier.disconnect"),
+		Events:            append(slices.Sorted(maps.Keys(knownKinds)), "notifier.resync", "notifier.disconnect"),
 		ReconnectionDelay: 100 * time.Millisecond, ReconnectionDelayMax: 500 * time.Millisecond,
 	})
 	r.wg.Add(1)
@@ -1069,7 +1070,11 @@ func (r *rtest) report(a analysis, complete bool, writeTime, finalWait time.Dura
 	o := r.or
 	o.mu.Lock()
 	committed, rolledBack, events := o.committed, o.rolledBack, 0
-	kinds := fmt.Sprintf("%d created, %d checkin, %d doctors", o.byKind[kindCreated], o.byKind[kindCheckin], o.byKind[kindDoctor])
+	var parts []string
+	for _, k := range []string{kindCreated, kindUpdated, kindStatus, kindCheckin, kindServing, kindFinished, kindDeleted, kindDoctor, kindDocUpdate, kindDocDelete} {
+		parts = append(parts, fmt.Sprintf("%d %s", o.byKind[k], k))
+	}
+	kinds := strings.Join(parts, ", ")
 	for _, tx := range o.txs {
 		events += len(tx.events)
 	}

@@ -2,6 +2,7 @@ package notifier
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -62,6 +63,14 @@ type Service struct {
 
 	reconnects, partial, skipped, enrichRetries, foreign, rebases *metrics.Counter
 
+	catalog     *decode.Catalog
+	allowed     decode.Set // events: the allowlist, in catalog Kinds
+	catalogMu   sync.Mutex // serialises loadCatalog
+	catalogRead time.Time  // when loadCatalog last read the database
+
+	relay   relay           // socketio.relay*
+	relayed map[string]bool // relay.Events
+
 	// Set by Run.
 	hub      *hub.Hub
 	pool     *pgxpool.Pool
@@ -85,7 +94,7 @@ func New(cfg config.Config, logger *slog.Logger, ln net.Listener) (*Service, err
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{cfg: cfg, logger: logger, verifier: v, ln: ln, started: make(chan struct{}), metrics: metrics.New()}
+	s := &Service{cfg: cfg, logger: logger, verifier: v, ln: ln, started: make(chan struct{}), metrics: metrics.New(), catalog: decode.NewCatalog()}
 	m := s.metrics
 	m.GaugeFunc("notifier_listener_ready", "1 while the listener is connected and caught up.", func() float64 {
 		if s.ready.Load() {
@@ -106,7 +115,20 @@ func New(cfg config.Config, logger *slog.Logger, ln net.Listener) (*Service, err
 	s.foreign = m.Counter("notifier_listener_foreign_notifications_total", "Notifications on the channel that were not the triggers' (sent by hand).")
 	s.rebases = m.Counter("notifier_log_rebases_total", "Times the event log was found to have gone back and was rebased (every client resyncs).")
 	s.enrichRetries = m.Counter("notifier_enrich_retries_total", "Burst enrichments retried because the database failed as a whole (unreachable, timeout, overloaded).")
+	s.relay = relay{Events: cfg.SocketIO.Relay, MaxBytes: cfg.SocketIO.RelayMaxBytes, Rate: cfg.SocketIO.RelayRate}
+	s.relayed = make(map[string]bool, len(s.relay.Events))
+	for _, name := range s.relay.Events {
+		s.relayed[name] = true
+	}
 	return s, nil
+}
+
+// relay is what socketio.relay* configure (seed 003): Socket.IO clients' emits of
+// events go, through the event log, to the other clients of their account.
+type relay struct {
+	Events   []string // relayed event names; empty: relay is off
+	MaxBytes int      // JSON bytes of an emit's arguments
+	Rate     int      // relayed emits a second per connection, twice that in a burst
 }
 
 // newVerifier builds the token verifier the configuration pins.
@@ -174,7 +196,7 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	defer pool.Close()
 	s.pool = pool
-	s.enricher = enrich.New(pool, s.logger)
+	s.enricher = enrich.New(pool, s.catalog, s.logger)
 	s.recent = newRecent(s.cfg.Hub.ReplayCache)
 
 	bounds, err := eventlog.ReadBounds(ctx, pool)
@@ -184,6 +206,24 @@ func (s *Service) Run(ctx context.Context) error {
 			return ErrNotMigrated
 		}
 		return err
+	}
+	if err := s.loadCatalog(ctx, pool); err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "42P01" {
+			return ErrNotMigrated
+		}
+		return err
+	}
+	relayed, err := s.addRelayed(ctx, pool)
+	if err != nil {
+		return err
+	}
+	s.allowed = decode.AllKinds
+	if len(s.cfg.Events) > 0 {
+		if s.allowed, err = s.catalog.ParseSet(s.cfg.Events); err != nil {
+			return fmt.Errorf("%w: events: %v (`notifier migrate status` lists the installed events)", config.ErrInvalid, err)
+		}
+		s.allowed |= relayed
 	}
 	s.hub = hub.New(hub.Config{
 		RoomPrefix:               s.cfg.Hub.RoomPrefix,
@@ -204,7 +244,8 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	conns := connlimit.New(s.cfg.HTTP.MaxConnections, s.metrics)
 	wsHandler := ws.New(ws.Config{
-		Events:            s.cfg.EventSet,
+		Events:            s.allowed,
+		Catalog:           s.catalog,
 		PingInterval:      s.cfg.WS.PingInterval,
 		PongWait:          s.cfg.WS.PongWait,
 		WriteWait:         s.cfg.WS.WriteWait,
@@ -217,7 +258,7 @@ func (s *Service) Run(ctx context.Context) error {
 		Metrics:           s.metrics,
 	}, s.hub, s.verifier)
 	sioHandler := socketio.New(socketio.Config{
-		Events:                       s.cfg.EventSet,
+		Events:                       s.allowed,
 		PingInterval:                 s.cfg.SocketIO.PingInterval,
 		PingTimeout:                  s.cfg.SocketIO.PingTimeout,
 		MaxPayload:                   s.cfg.SocketIO.MaxPayload,
@@ -229,6 +270,10 @@ func (s *Service) Run(ctx context.Context) error {
 		MaxClientPackets:             s.cfg.SocketIO.MaxClientPackets,
 		OverLimit:                    conns.OverLimit,
 		RecoverySecret:               s.recoverySecret(),
+		RelayEvents:                  s.relay.Events,
+		RelayMaxBytes:                s.relay.MaxBytes,
+		RelayRate:                    s.relay.Rate,
+		RelayFunc:                    s.relayFunc(),
 		Logger:                       s.logger,
 		Metrics:                      s.metrics,
 	}, s.hub, s.verifier)
@@ -435,15 +480,99 @@ func (s *Service) pipeline(ctx context.Context, in <-chan eventlog.Entry) error 
 	}
 }
 
-// appendChange decodes e and keeps it if its event is allowed.
+// loadCatalog reads the installed events into the catalog, at most once a second.
+func (s *Service) loadCatalog(ctx context.Context, q eventlog.Querier) error {
+	s.catalogMu.Lock()
+	defer s.catalogMu.Unlock()
+	if time.Since(s.catalogRead) < time.Second {
+		return nil
+	}
+	installed, err := eventlog.ReadInstalled(ctx, q)
+	if err != nil {
+		return err
+	}
+	s.catalogRead = time.Now()
+	for _, e := range installed {
+		if s.relayed[e.Name] { // installed since Run checked; the next start refuses it
+			s.logger.ErrorContext(ctx, "installed event is relayed (socketio.relay): its database events are served as relayed ones", "event", e.Name, "rule", e.Rule)
+			continue
+		}
+		if _, err := s.catalog.Add(e.Name, e.Rule); err != nil {
+			s.logger.ErrorContext(ctx, "installed event not served", "event", e.Name, "rule", e.Rule, "error", err)
+		}
+	}
+	return nil
+}
+
+// addRelayed gives the relayed events (socketio.relay) Kinds of no rule, and returns
+// them. It refuses a name an installed rule emits, one the server or the Socket.IO
+// client reserves, and a database without notifier.relay (migration 0005).
+func (s *Service) addRelayed(ctx context.Context, q eventlog.Querier) (decode.Set, error) {
+	if len(s.relay.Events) == 0 {
+		return 0, nil
+	}
+	installed, err := eventlog.ReadInstalled(ctx, q)
+	if err != nil {
+		return 0, err
+	}
+	for _, e := range installed {
+		if s.relayed[e.Name] {
+			return 0, fmt.Errorf("%w: socketio.relay: %q is an event of rule %q installed in the database: an event is relayed or the database's, never both (remove it from socketio.relay or from the rules)", config.ErrInvalid, e.Name, e.Rule)
+		}
+	}
+	var ok bool
+	if err := q.QueryRow(ctx, "SELECT pg_catalog.to_regprocedure('notifier.relay(bigint, text, text, text, jsonb)') IS NOT NULL").Scan(&ok); err != nil {
+		return 0, fmt.Errorf("check notifier.relay: %w", err)
+	}
+	if !ok {
+		return 0, fmt.Errorf("socketio.relay needs migration 0005_relay: %w", ErrNotMigrated)
+	}
+	var set decode.Set
+	for _, name := range s.relay.Events {
+		if err := socketio.CheckRelayName(name); err != nil {
+			return 0, fmt.Errorf("%w: socketio.relay: %v", config.ErrInvalid, err)
+		}
+		k, err := s.catalog.Add(name, "")
+		if err != nil {
+			return 0, fmt.Errorf("%w: socketio.relay: %v", config.ErrInvalid, err)
+		}
+		set = set.With(k)
+	}
+	return set, nil
+}
+
+// relayFunc is socketio.RelayFunc over notifier.relay, or nil when relay is off. Each
+// call is a transaction of its own, so the commit lock it takes is held only for it.
+func (s *Service) relayFunc() socketio.RelayFunc {
+	if len(s.relay.Events) == 0 {
+		return nil
+	}
+	return func(ctx context.Context, account int64, subject, origin, event string, data []byte) (int64, error) {
+		var id int64
+		err := s.pool.QueryRow(ctx, "SELECT notifier.relay($1, $2, $3, $4, $5::jsonb)", account, subject, origin, event, json.RawMessage(data)).Scan(&id)
+		if err != nil {
+			return 0, fmt.Errorf("notifier.relay: %w", err)
+		}
+		return id, nil
+	}
+}
+
+// appendChange decodes e and keeps it if its event is allowed. An event the catalog
+// does not know yet (a rule installed since it was read) reloads it.
 func (s *Service) appendChange(ctx context.Context, changes []decode.Change, e eventlog.Entry) []decode.Change {
-	c, err := decode.Payload(e.Payload)
+	c, err := s.catalog.Payload(e.Payload)
+	if errors.Is(err, decode.ErrUnknownEvent) {
+		if lerr := s.loadCatalog(ctx, s.pool); lerr != nil {
+			s.logger.WarnContext(ctx, "reading the installed events failed", "error", lerr)
+		}
+		c, err = s.catalog.Payload(e.Payload)
+	}
 	if err != nil {
 		s.skipped.Inc()
 		s.logger.WarnContext(ctx, "undecodable log entry skipped", "event_id", e.ID, "error", err)
 		return changes
 	}
-	if !s.cfg.EventSet.Has(c.Kind) {
+	if !s.allowed.Has(c.Kind) {
 		return changes
 	}
 	return append(changes, c)

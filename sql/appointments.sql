@@ -1,5 +1,7 @@
--- Enrichment for appointments.created and appointments.checkin: one row per event id in
--- $1, its payload as JSON text in the seed contract (000, 001).
+-- Enrichment of the clinic rule "appointments" (triggers/clinic.yaml): one row (id,
+-- payload) per event id in $1, the payload in the seed contract (000, 001). An event
+-- that kept the row before its update (appointments.status.changed) also carries
+-- previousStatus, the status it changed from.
 --
 -- The appointment's own columns come from the log (notifier.events.row_data): they are as
 -- of the event's commit, whatever happened to the row since. Its status is the one it had
@@ -18,7 +20,7 @@
 -- Functions are schema-qualified: a role that can create objects in a schema on the
 -- session's search_path must not be able to shadow them with a better-matching overload.
 WITH ev AS (
-    SELECT e.id, e.account_id, e.row_data AS r
+    SELECT e.id, e.account_id, e.row_data AS r, e.old_data AS o
     FROM notifier.events e
     WHERE e.id = ANY($1::bigint[]) AND e.row_data IS NOT NULL
 ), first_link AS (
@@ -28,7 +30,20 @@ WITH ev AS (
     ORDER BY ev.id, ap.id
 )
 SELECT ev.id,
-       pg_catalog.json_build_object(
+       CASE WHEN ev.o IS NULL THEN a.payload ELSE (pg_catalog.left(a.payload::text, -1)
+           OPERATOR(pg_catalog.||) ',"previousStatus":'
+           OPERATOR(pg_catalog.||) coalesce(pg_catalog.json_build_object('id', ps.id, 'name', ps.name, 'color', ps.color)::text, 'null')
+           OPERATOR(pg_catalog.||) '}')::json END AS payload
+FROM ev
+LEFT JOIN doctors d ON d.id = (ev.r ->> 'doctorId')::bigint AND d."accountId" = ev.account_id
+LEFT JOIN patients p ON p.id = (ev.r ->> 'patientId')::bigint AND p."accountId" = ev.account_id
+LEFT JOIN contacts c ON c.id = p."contactId"
+LEFT JOIN statuses s ON s.id = (ev.r ->> 'statusId')::bigint
+LEFT JOIN first_link fl ON fl.event_id = ev.id
+LEFT JOIN procedures pr ON pr.id = fl."procedureId"
+    AND (pr."accountId" = ev.account_id OR pr."accountId" IS NULL)
+LEFT JOIN statuses ps ON ps.id = (ev.o ->> 'statusId')::bigint
+CROSS JOIN LATERAL (SELECT pg_catalog.json_build_object(
            'id', ev.r -> 'id',
            'date', pg_catalog.to_char((ev.r ->> 'date')::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
            'startTime', ev.r -> 'startTime',
@@ -69,12 +84,4 @@ SELECT ev.id,
                    'id', pr.id,
                    'name', pr.name,
                    'price', pg_catalog.trim_scale(pr.price)::text) END) END
-       )::text
-FROM ev
-LEFT JOIN doctors d ON d.id = (ev.r ->> 'doctorId')::bigint AND d."accountId" = ev.account_id
-LEFT JOIN patients p ON p.id = (ev.r ->> 'patientId')::bigint AND p."accountId" = ev.account_id
-LEFT JOIN contacts c ON c.id = p."contactId"
-LEFT JOIN statuses s ON s.id = (ev.r ->> 'statusId')::bigint
-LEFT JOIN first_link fl ON fl.event_id = ev.id
-LEFT JOIN procedures pr ON pr.id = fl."procedureId"
-    AND (pr."accountId" = ev.account_id OR pr."accountId" IS NULL)
+       ) AS payload) AS a

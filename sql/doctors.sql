@@ -1,5 +1,5 @@
--- Enrichment for doctors.created: one row per event id in $1, its payload as JSON text in
--- the seed contract (002). The doctor's own columns come from the log (as of the event's
+-- Enrichment of the clinic rule "doctors" (triggers/clinic.yaml): one row (id, payload)
+-- per event id in $1, the payload in the seed contract (002). The doctor's own columns come from the log (as of the event's
 -- commit); doctorProcedures are read now, ordered by the link's id, [] when none, with
 -- only the procedures of the event's account (or shared ones, with no account).
 -- Set-based: the links of every doctor of the burst are aggregated in one pass.
@@ -39,6 +39,6 @@ SELECT ev.id,
            'updatedAt', pg_catalog.to_char((ev.r ->> 'updatedAt')::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
            'deletedAt', pg_catalog.to_char((ev.r ->> 'deletedAt')::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
            'doctorProcedures', coalesce(l.procs, '[]'::json)
-       )::text
+       ) AS payload
 FROM ev
 LEFT JOIN links l ON l.event_id = ev.id

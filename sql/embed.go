@@ -1,6 +1,7 @@
-// Package sql holds the SQL the notifier runs that is not a migration: the reference
-// clinic schema and seed data (for tests and the demo) and the enrichment queries.
-// Plain SQL stays SQL; the files are embedded so the binary runs from any directory.
+// Package sql holds the reference clinic schema and seed data (for tests and the demo),
+// embedded so the binary runs from any directory, and the clinic's enrichment queries
+// (appointments.sql, doctors.sql), which triggers/clinic.yaml names and migration 0004
+// installs as functions: the service runs them from the database, not from here.
 package sql
 
 import _ "embed"
@@ -17,14 +18,8 @@ var Schema string
 //go:embed seed.sql
 var Seed string
 
-// Appointments selects (event id, payload JSON text) for the appointment event ids in
-// $1: the row as the log recorded it at commit, joined with its account's rows now.
+// Messages creates Avon's messages table (seed 003), which triggers/examples/messages.yaml
+// publishes, if it does not exist.
 //
-//go:embed appointments.sql
-var Appointments string
-
-// Doctors selects (event id, payload JSON text) for the doctor event ids in $1, the
-// same way.
-//
-//go:embed doctors.sql
-var Doctors string
+//go:embed messages.sql
+var Messages string

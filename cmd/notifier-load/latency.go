@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-
-	clinicsql "github.com/pgnotifier/notifier/sql"
 )
 
 // drainTimeout bounds how long a scenario waits for the last deliveries once the
@@ -286,7 +284,7 @@ func probeEnrich(ctx context.Context, dbURL string, ids []int64) (dist, error) {
 	d := make([]time.Duration, 0, len(ids))
 	for i, id := range ids {
 		began := time.Now()
-		rows, err := conn.Query(ctx, clinicsql.Appointments, []int64{id})
+		rows, err := conn.Query(ctx, "SELECT id, payload::text FROM notifier.enrich_appointments($1)", []int64{id})
 		if err != nil {
 			return dist{}, fmt.Errorf("enrichment probe: %w", err)
 		}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // Budgets of the end-to-end test's steps; generous because CI machines are shared.
@@ -28,11 +31,18 @@ const (
 // dashboardURL matches the line `notifier demo` prints for the dashboard.
 var dashboardURL = regexp.MustCompile(`http://\S+/\?token=\S+`)
 
+// demoDatabaseURL matches the database URL in the psql line `notifier demo` prints.
+var demoDatabaseURL = regexp.MustCompile(`postgres://[^' ]+`)
+
 // TestDemoInBrowser builds the binary, runs `notifier demo` on a throwaway
 // PostgreSQL with a busy simulated clinic, and drives the printed dashboard URL in
 // Debian's headless Chromium (testdata/browser/dashboard.js): the page goes live
 // over Socket.IO, every panel fills from real database writes, the check-in queue
-// has no duplicate, a dropped connection is recovered, a bad token is an auth error.
+// has no duplicate; then the test writes as the clinic app does (clinicWrite, asked
+// for by the script) and the page follows each change: a booking checked in, served
+// and finished, others checked in then finished or sent back, rescheduled, deleted;
+// a doctor hired, updated, busy and free, deleted; a status recoloured. A dropped
+// connection is recovered with every change kept, a bad token is an auth error.
 // The screenshot lands in testdata/artifacts/dashboard.png.
 func TestDemoInBrowser(t *testing.T) {
 	if testing.Short() {
@@ -68,6 +78,7 @@ func TestDemoInBrowser(t *testing.T) {
 	demo := startDemo(t, bin, "--http-addr", "127.0.0.1:0", "--rate", "20", "--log-format", "text")
 	url := demo.waitFor(t, dashboardURL, browserStartTimeout)
 	t.Logf("demo ready (PostgreSQL, schema, service): %s", time.Since(started).Round(time.Millisecond))
+	db := connectDB(t, demo.waitFor(t, demoDatabaseURL, browserStartTimeout))
 	base := url[:strings.Index(url, "/?token=")]
 	resp, err := (&http.Client{Timeout: 10 * time.Second}).Get(base + "/socket.io/?EIO=4&transport=polling")
 	if err != nil {
@@ -89,23 +100,18 @@ func TestDemoInBrowser(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(t.Context(), browserRunTimeout)
 	defer cancel()
-	check := exec.CommandContext(ctx, node, filepath.Join(browserDir, "dashboard.js"), string(opts))
-	check.Dir = browserDir
-	var stdout, stderr bytes.Buffer
-	check.Stdout, check.Stderr = &stdout, &stderr
-	check.WaitDelay = 10 * time.Second
-	if err := check.Run(); err != nil {
-		t.Fatalf("dashboard check: %v\n%s%s\ndemo output:\n%s", err, stderr.String(), stdout.String(), demo.output())
+	seen, stderr, err := runDashboard(ctx, db, exec.CommandContext(ctx, node, filepath.Join(browserDir, "dashboard.js"), string(opts)), browserDir)
+	if err != nil {
+		t.Fatalf("dashboard check: %v\n%s\ndemo output:\n%s", err, stderr, demo.output())
 	}
-	t.Logf("browser (load, fill, drop and recover, bad token): %s", time.Since(started).Round(time.Millisecond))
-	var seen map[string]any
-	if err := json.Unmarshal(stdout.Bytes(), &seen); err != nil {
-		t.Fatalf("dashboard check output %q: %v", stdout.String(), err)
-	}
+	t.Logf("browser (load, fill, follow the clinic's changes, drop and recover, bad token): %s", time.Since(started).Round(time.Millisecond))
 	t.Logf("dashboard: %v", seen)
 	t.Logf("screenshots: %s, %s", filepath.Join(artifacts, "dashboard.png"), filepath.Join(artifacts, "dashboard-auth-error.png"))
 
 	started = time.Now()
+	if err := db.Close(t.Context()); err != nil {
+		t.Errorf("close the database connection: %v", err)
+	}
 	if code := demo.stop(t); code != 0 {
 		t.Errorf("demo exited with status %d after SIGINT, want 0\n%s", code, demo.output())
 	}
@@ -113,6 +119,141 @@ func TestDemoInBrowser(t *testing.T) {
 		t.Errorf("demo did not say it removed its PostgreSQL:\n%s", demo.output())
 	}
 	t.Logf("demo stopped: %s", time.Since(started).Round(time.Millisecond))
+}
+
+// runDashboard runs the dashboard script and carries out the writes it asks for, one
+// JSON line each on its stdout ({"ask":"book",...}), answering each on its stdin
+// ({"id":N} or {"error":"..."}) once committed; it returns what the script's last
+// line ({"done":{...}}) reports, and its stderr.
+func runDashboard(ctx context.Context, db *pgx.Conn, check *exec.Cmd, dir string) (map[string]any, string, error) {
+	check.Dir = dir
+	var stderr bytes.Buffer
+	check.Stderr = &stderr
+	check.WaitDelay = 10 * time.Second
+	stdin, err := check.StdinPipe()
+	if err != nil {
+		return nil, "", err
+	}
+	stdout, err := check.StdoutPipe()
+	if err != nil {
+		return nil, "", err
+	}
+	if err := check.Start(); err != nil {
+		return nil, "", err
+	}
+	var done map[string]any
+	var lines []string
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		var msg struct {
+			clinicAsk
+			Done map[string]any `json:"done"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &msg); err != nil || (msg.Ask == "" && msg.Done == nil) {
+			lines = append(lines, sc.Text()) // not for us: keep it for the failure message
+			continue
+		}
+		if msg.Done != nil {
+			done = msg.Done
+			continue
+		}
+		reply := map[string]any{}
+		if id, err := clinicWrite(ctx, db, msg.clinicAsk); err != nil {
+			reply["error"] = fmt.Sprintf("%s: %v", msg.Ask, err)
+		} else {
+			reply["id"] = id
+		}
+		b, _ := json.Marshal(reply)
+		if _, err := stdin.Write(append(b, '\n')); err != nil {
+			break // the script ended; Wait says why
+		}
+	}
+	stdin.Close()
+	err = check.Wait()
+	out := stderr.String() + strings.Join(lines, "\n")
+	if err == nil && done == nil {
+		err = errors.New("the script ended without its result line")
+	}
+	return done, out, err
+}
+
+// clinicAsk is a write the dashboard script asks for.
+type clinicAsk struct {
+	Ask    string `json:"ask"`
+	ID     int64  `json:"id"`     // the appointment or doctor
+	Status string `json:"status"` // a status name
+	Days   int    `json:"days"`   // the appointment's date, in days from today
+	Start  string `json:"start"`  // "HH:MM"
+	End    string `json:"end"`
+	Name   string `json:"name"`
+	Phone  string `json:"phone"`
+	Busy   bool   `json:"busy"`
+	Color  string `json:"color"`
+}
+
+// clinicWrite makes one write of account 1 as the clinic app does, in plain SQL, and
+// returns the id of the row it wrote. The test's appointments are days ahead, which
+// the simulator never touches (it moves today's), and its doctor is its own (the
+// simulator changes only doctors it hired).
+func clinicWrite(ctx context.Context, db *pgx.Conn, a clinicAsk) (int64, error) {
+	const utcNow = `now() AT TIME ZONE 'UTC'`
+	update := func(sql string, args ...any) (int64, error) {
+		tag, err := db.Exec(ctx, sql, args...)
+		if err == nil && tag.RowsAffected() == 0 {
+			err = errors.New("no row changed")
+		}
+		return a.ID, err
+	}
+	switch a.Ask {
+	case "book": // one appointment of João Silva with Dr. Victor, and its procedure
+		var id int64
+		err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+			err := tx.QueryRow(ctx, `INSERT INTO appointments (date, "startTime", "endTime", notes, "doctorId", "patientId", "statusId", "accountId")
+VALUES (current_date + $1::int, $2, $3, 'booked by the browser test', 1, 1, (SELECT id FROM statuses WHERE name = 'Agendado'), 1) RETURNING id`,
+				a.Days, a.Start, a.End).Scan(&id)
+			if err != nil {
+				return err
+			}
+			_, err = tx.Exec(ctx, `INSERT INTO appointment_procedures ("appointmentId", "procedureId") VALUES ($1, 1)`, id)
+			return err
+		})
+		return id, err
+	case "status":
+		return update(`UPDATE appointments SET "statusId" = (SELECT id FROM statuses WHERE name = $2), "updatedAt" = `+utcNow+` WHERE id = $1`, a.ID, a.Status)
+	case "reschedule":
+		return update(`UPDATE appointments SET date = current_date + $2::int, "startTime" = $3, "endTime" = $4, "updatedAt" = `+utcNow+` WHERE id = $1`, a.ID, a.Days, a.Start, a.End)
+	case "cancel": // the app's soft delete
+		return update(`UPDATE appointments SET "deletedAt" = `+utcNow+`, "updatedAt" = `+utcNow+` WHERE id = $1`, a.ID)
+	case "delete": // a hard delete, links first
+		err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, `DELETE FROM appointment_procedures WHERE "appointmentId" = $1`, a.ID); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, `DELETE FROM appointments WHERE id = $1`, a.ID)
+			return err
+		})
+		return a.ID, err
+	case "hire": // a doctor with two procedures, linked in the same transaction
+		var id int64
+		err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+			err := tx.QueryRow(ctx, `INSERT INTO doctors (name, crm, email, phone, "accountId") VALUES ($1, '99999', 'teste@example.com', '(81) 90000-0000', 1) RETURNING id`, a.Name).Scan(&id)
+			if err != nil {
+				return err
+			}
+			_, err = tx.Exec(ctx, `INSERT INTO doctor_procedures ("doctorId", "procedureId") VALUES ($1, 1), ($1, 2)`, id)
+			return err
+		})
+		return id, err
+	case "phone":
+		return update(`UPDATE doctors SET phone = $2, "updatedAt" = `+utcNow+` WHERE id = $1`, a.ID, a.Phone)
+	case "busy":
+		return update(`UPDATE doctors SET "isBusy" = $2, "updatedAt" = `+utcNow+` WHERE id = $1`, a.ID, a.Busy)
+	case "fire": // the app's soft delete
+		return update(`UPDATE doctors SET "deletedAt" = `+utcNow+`, "updatedAt" = `+utcNow+` WHERE id = $1`, a.ID)
+	case "color":
+		return update(`UPDATE statuses SET color = $2 WHERE name = $1`, a.Status, a.Color)
+	}
+	return 0, fmt.Errorf("unknown write %q", a.Ask)
 }
 
 // buildNotifier builds the binary into a temporary directory.

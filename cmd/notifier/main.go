@@ -2,6 +2,7 @@
 //
 //	notifier serve                  run the service
 //	notifier migrate up|down|status install, remove or inspect the triggers and event log
+//	notifier rules sql|check        write (or check) the migration of a rule file
 //	notifier token --account N      print a token for testing
 //	notifier demo                   a throwaway Postgres, the clinic schema, the service,
 //	                                a simulated clinic and the dashboard at /

@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +21,7 @@ import (
 	"github.com/pgnotifier/notifier/internal/auth"
 	"github.com/pgnotifier/notifier/internal/migrate"
 	"github.com/pgnotifier/notifier/internal/pgtest"
+	"github.com/pgnotifier/notifier/internal/rules"
 	"github.com/pgnotifier/notifier/sql"
 	"github.com/pgnotifier/notifier/triggers"
 )
@@ -218,7 +221,7 @@ func TestUsageErrors(t *testing.T) {
 func TestHelp(t *testing.T) {
 	t.Parallel()
 	out := mustCLI(t)
-	for _, cmd := range []string{"serve", "migrate", "token", "demo"} {
+	for _, cmd := range []string{"serve", "migrate", "rules", "token", "demo"} {
 		if !strings.Contains(out, cmd) {
 			t.Errorf("help does not list %s", cmd)
 		}
@@ -241,13 +244,22 @@ func TestMigrateSQL(t *testing.T) {
 	}
 }
 
-// checkStatus checks `migrate status` against want: "pending" or "applied".
+// checkStatus checks `migrate status` against want: "pending" or "applied", the
+// built-in migrations and then, once applied, one line per built-in event.
 func checkStatus(t *testing.T, want string, args ...string) {
 	t.Helper()
 	out := mustCLI(t, append([]string{"migrate", "status"}, args...)...)
 	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
-	if len(lines) != len(migrationNames) {
+	if len(lines) < len(migrationNames) {
 		t.Fatalf("status %q: want one line per migration %v", out, migrationNames)
+	}
+	lines, events := lines[:len(migrationNames)], lines[len(migrationNames):]
+	wantEvents := builtinEvents
+	if want == "pending" {
+		wantEvents = nil
+	}
+	if !slices.Equal(events, wantEvents) {
+		t.Errorf("status %q: events\n%q\nwant\n%q", out, events, wantEvents)
 	}
 	for i, line := range lines {
 		name, state, ok := strings.Cut(line, "\t")
@@ -275,12 +287,44 @@ func checkStatus(t *testing.T, want string, args ...string) {
 }
 
 // migrationNames are the embedded migrations, in order; appliedAll and revertedAll are
-// what `migrate up` and `migrate down` print for them on a fresh database.
-var (
-	migrationNames = []string{"0001_event_log", "0002_commit_facts"}
-	appliedAll     = "applied 0001_event_log\napplied 0002_commit_facts\n"
-	revertedAll    = "reverted 0002_commit_facts\nreverted 0001_event_log\n"
-)
+// what `migrate up` and `migrate down` print for them on a fresh database;
+// builtinEvents what `migrate status` lists after them once they are applied.
+var migrationNames, appliedAll, revertedAll, builtinEvents = builtins()
+
+func builtins() (names []string, applied, reverted string, events []string) {
+	ms, err := migrate.Load(triggers.FS)
+	if err != nil {
+		panic(err) // the embedded files: TestMigrateSQL reports the same error
+	}
+	var set rules.Set
+	for _, m := range ms {
+		name := fmt.Sprintf("%04d_%s", m.Version, m.Name)
+		names = append(names, name)
+		applied += "applied " + name + "\n"
+		reverted = "reverted " + name + "\n" + reverted
+		if s, ok, _ := rules.State(m.Up); ok {
+			set = s
+		}
+	}
+	return names, applied, reverted, eventLines(set)
+}
+
+// eventLines are the lines `migrate status` and `rules check` print for the events of
+// s, by rule name (as notifier.rule_events orders them).
+func eventLines(s rules.Set) []string {
+	rs := slices.Clone(s.Rules)
+	slices.SortStableFunc(rs, func(a, b rules.Rule) int { return strings.Compare(a.Name, b.Name) })
+	var out []string
+	for _, r := range rs {
+		for _, e := range r.Events {
+			out = append(out, fmt.Sprintf("event %s\trule %s\ton %s", e.Name, r.Name, e.On))
+			for _, a := range e.Aliases {
+				out = append(out, fmt.Sprintf("event %s\trule %s\ton %s\talias of %s", a, r.Name, e.On, e.Name))
+			}
+		}
+	}
+	return out
+}
 
 func countTriggers(t *testing.T, url string) int {
 	t.Helper()
@@ -554,4 +598,258 @@ func TestBinary(t *testing.T) {
 			t.Errorf("migrate down printed %q", r.stdout)
 		}
 	})
+}
+
+// messagesExample is the example rule file for Avon's messages (seed 003).
+const messagesExample = "../../triggers/examples/messages.yaml"
+
+// messagesDatabase is a test database with Avon's messages table beside the clinic's.
+func messagesDatabase(t *testing.T) string {
+	t.Helper()
+	url := pgtest.Database(t)
+	conn, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.WithoutCancel(t.Context()))
+	if _, err := conn.Exec(t.Context(), sql.Messages); err != nil {
+		t.Fatal(err)
+	}
+	return url
+}
+
+// dirFiles lists the file names in dir.
+func dirFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+func stateOf(t *testing.T, path string) rules.Set {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, ok, err := rules.State(string(b))
+	if err != nil || !ok {
+		t.Fatalf("%s: no state line (%v)", path, err)
+	}
+	return s
+}
+
+// TestRulesLifecycle: a DBA's rule file becomes a migration in rules.dir, generating it
+// again without a change writes nothing, a change is a second migration whose down
+// restores the first, and `migrate` applies, lists and reverts them with the built-in
+// ones.
+func TestRulesLifecycle(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "rules") // rules sql creates it
+	example, err := os.ReadFile(messagesExample)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "rules.yaml")
+	if err := os.WriteFile(file, example, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rulesCmd := func(action string) string { return mustCLI(t, "rules", action, "--rules", file, "--dir", dir) }
+	messageEvents := []string{
+		"event message_created\trule messages\ton insert",
+		"event message_updated\trule messages\ton update",
+		"event message_deleted\trule messages\ton delete",
+	}
+	v1 := append(slices.Clone(builtinEvents), messageEvents...)
+	if got := strings.Split(strings.TrimSuffix(rulesCmd("check"), "\n"), "\n"); !slices.Equal(got, v1) {
+		t.Errorf("rules check listed\n%q\nwant\n%q", got, v1)
+	}
+
+	up1, down1 := filepath.Join(dir, "1001_rules.up.sql"), filepath.Join(dir, "1001_rules.down.sql")
+	if out := rulesCmd("sql"); out != up1+"\n"+down1+"\n" {
+		t.Errorf("rules sql printed %q, want the paths of 1001_rules", out)
+	}
+	if out := rulesCmd("sql"); out != "no rule changes\n" {
+		t.Errorf("rules sql without a change printed %q", out)
+	}
+	if got := dirFiles(t, dir); !slices.Equal(got, []string{"1001_rules.down.sql", "1001_rules.up.sql"}) {
+		t.Errorf("rules.dir holds %v", got)
+	}
+
+	// v2 tells an edit of the body apart.
+	edited := "      - {name: message_edited, on: update, when: old.body IS DISTINCT FROM new.body}\n"
+	if err := os.WriteFile(file, append(slices.Clone(example), edited...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	up2, down2 := filepath.Join(dir, "1002_rules.up.sql"), filepath.Join(dir, "1002_rules.down.sql")
+	if out := rulesCmd("sql"); out != up2+"\n"+down2+"\n" {
+		t.Errorf("rules sql after a change printed %q, want the paths of 1002_rules", out)
+	}
+	if out := rulesCmd("sql"); out != "no rule changes\n" {
+		t.Errorf("rules sql without a change printed %q", out)
+	}
+	if !stateOf(t, down2).Equal(stateOf(t, up1)) {
+		t.Error("1002's down does not restore the rules of 1001")
+	}
+
+	url := messagesDatabase(t)
+	migrateCmd := func(args ...string) string {
+		return mustCLI(t, append([]string{"migrate"}, append(args, "--dir", dir, "--database-url", url)...)...)
+	}
+	if out := migrateCmd("up"); out != appliedAll+"applied 1001_rules\napplied 1002_rules\n" {
+		t.Errorf("migrate up printed %q", out)
+	}
+	v2 := append(slices.Clone(v1), "event message_edited\trule messages\ton update")
+	status := func() (migrations, events []string) {
+		for _, line := range strings.Split(strings.TrimSuffix(migrateCmd("status"), "\n"), "\n") {
+			if strings.HasPrefix(line, "event ") {
+				events = append(events, line)
+			} else {
+				name, state, _ := strings.Cut(line, "\t")
+				migrations = append(migrations, name+" "+strings.Fields(state)[0])
+			}
+		}
+		return migrations, events
+	}
+	ms, events := status()
+	if want := append(slices.Clone(migrationNames), "1001_rules", "1002_rules"); len(ms) != len(want) || ms[len(ms)-1] != "1002_rules applied" {
+		t.Errorf("migrate status: migrations %q, want %q applied", ms, want)
+	}
+	if !slices.Equal(events, v2) {
+		t.Errorf("migrate status: events\n%q\nwant\n%q", events, v2)
+	}
+	conn, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.WithoutCancel(t.Context()))
+	var got []string
+	if err := conn.QueryRow(t.Context(), `WITH m AS (INSERT INTO messages ("accountId", body) VALUES (7, 'hi') RETURNING id)
+SELECT 1 FROM m`).Scan(new(int)); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.QueryRow(t.Context(), `SELECT array_agg(event ORDER BY id) FROM notifier.events`).Scan(&got); err != nil || !slices.Equal(got, []string{"message_created"}) {
+		t.Errorf("events of an insert: %v, %v; want message_created", got, err)
+	}
+
+	// Without the rules folder, migrate refuses to revert past what it does not know.
+	_, _, err = cli(t, "migrate", "down", "--database-url", url)
+	if err == nil || !strings.Contains(err.Error(), "applied migrations not given: 1001, 1002 ") || exitStatus(err) != 1 {
+		t.Errorf("migrate down without --dir: %v (exit status %d), want a refusal naming 1001 and 1002", err, exitStatus(err))
+	}
+	if out := migrateCmd("down", "--to", "1001"); out != "reverted 1002_rules\n" {
+		t.Errorf("migrate down --to 1001 printed %q", out)
+	}
+	if _, events := status(); !slices.Equal(events, v1) {
+		t.Errorf("migrate status after down --to 1001: events\n%q\nwant\n%q", events, v1)
+	}
+	if out := migrateCmd("up"); out != "applied 1002_rules\n" {
+		t.Errorf("migrate up again printed %q", out)
+	}
+	if out := migrateCmd("sql"); !strings.Contains(out, "-- 1002_rules.up.sql\n-- notifier rules: ") {
+		t.Errorf("migrate sql does not print 1002_rules")
+	}
+	if out := migrateCmd("down"); out != "reverted 1002_rules\nreverted 1001_rules\n"+revertedAll {
+		t.Errorf("migrate down printed %q", out)
+	}
+}
+
+// TestRulesErrors: a bad rule file, a missing setting or a rules folder with foreign
+// migrations is a configuration error (exit status 2) on one line naming it, with
+// nothing written; a rule the database refuses fails `migrate up` (exit status 1)
+// naming the rule, and leaves everything pending.
+func TestRulesErrors(t *testing.T) {
+	t.Parallel()
+	write := func(t *testing.T, name, body string) string {
+		t.Helper()
+		path := filepath.Join(t.TempDir(), name)
+		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	badOp := write(t, "bad-op.yaml", "rules:\n  - name: messages\n    table: messages\n    account: accountId\n    events:\n      - {name: message_created, on: create}\n")
+	unknownKey := write(t, "unknown.yaml", "rules:\n  - name: messages\n    tabel: messages\n")
+	foreign := t.TempDir()
+	for _, f := range []string{"0006_mine.up.sql", "0006_mine.down.sql"} {
+		if err := os.WriteFile(filepath.Join(foreign, f), []byte("SELECT 1;"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		want error
+		says string
+	}{
+		{[]string{"rules"}, errUsage, "sql, check"},
+		{[]string{"rules", "apply"}, errUsage, "sql, check"},
+		{[]string{"rules", "sql"}, config.ErrInvalid, "rules.file"},
+		{[]string{"rules", "check"}, config.ErrInvalid, "rules.file"},
+		{[]string{"rules", "sql", "--rules", messagesExample}, config.ErrInvalid, "rules.dir"},
+		{[]string{"rules", "check", "--rules", "/nonexistent/rules.yaml"}, config.ErrInvalid, "/nonexistent/rules.yaml"},
+		{[]string{"rules", "check", "--rules", badOp}, config.ErrInvalid, `rule "messages": event "message_created": on must be insert, update or delete, not "create"`},
+		{[]string{"rules", "sql", "--rules", badOp, "--dir", t.TempDir()}, config.ErrInvalid, `rule "messages"`},
+		{[]string{"rules", "check", "--rules", unknownKey}, config.ErrInvalid, "field tabel not found"},
+		{[]string{"rules", "sql", "--rules", messagesExample, "--dir", foreign}, config.ErrInvalid, "0006_mine"},
+		{[]string{"migrate", "sql", "--dir", foreign}, config.ErrInvalid, "versions there start at 1001"},
+		{[]string{"migrate", "status", "--dir", "/nonexistent/rules"}, config.ErrInvalid, "rules.dir /nonexistent/rules"},
+		{[]string{"migrate", "up", "--to", "3", "--database-url", unreachableURL(t)}, errUsage, "--to goes with migrate down"},
+		{[]string{"migrate", "down", "--to", "-1", "--database-url", unreachableURL(t)}, errUsage, "--to"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			t.Parallel()
+			out, _, err := cli(t, tc.args...)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("error %v, want %v (exit status %d, want %d)", err, tc.want, exitStatus(err), exitStatus(tc.want))
+			}
+			if !strings.Contains(err.Error(), tc.says) {
+				t.Errorf("error %q does not mention %s", err, tc.says)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error %q is not one line", err)
+			}
+			if out != "" {
+				t.Errorf("stdout %q, want nothing", out)
+			}
+		})
+	}
+	if got := dirFiles(t, foreign); len(got) != 2 {
+		t.Errorf("a refused rules sql wrote into rules.dir: %v", got)
+	}
+
+	t.Run("rule the database refuses", func(t *testing.T) {
+		t.Parallel()
+		dir := t.TempDir()
+		file := write(t, "rules.yaml", "rules:\n  - name: messages\n    table: messages\n    account: accountId\n    events:\n      - {name: message_created, on: insert}\n")
+		mustCLI(t, "rules", "sql", "--rules", file, "--dir", dir)
+		url := pgtest.Database(t) // no messages table
+		_, _, err := cli(t, "migrate", "up", "--dir", dir, "--database-url", url)
+		if err == nil || exitStatus(err) != 1 || !regexp.MustCompile(`1001_rules: .*rule "?messages"?: table messages does not exist`).MatchString(err.Error()) {
+			t.Errorf("migrate up: %v (exit status %d), want status 1 naming the rule and its missing table", err, exitStatus(err))
+		}
+		checkStatus(t, "pending", "--database-url", url)
+	})
+}
+
+// TestRulesFromEnv: rules.file and rules.dir come from the environment too, and the
+// flags win over it.
+func TestRulesFromEnv(t *testing.T) {
+	dir, other := t.TempDir(), t.TempDir()
+	t.Setenv("NOTIFIER_RULES_FILE", messagesExample)
+	t.Setenv("NOTIFIER_RULES_DIR", dir)
+	if out := mustCLI(t, "rules", "sql"); !strings.HasPrefix(out, filepath.Join(dir, "1001_rules.up.sql")+"\n") {
+		t.Errorf("rules sql printed %q, want 1001_rules in NOTIFIER_RULES_DIR", out)
+	}
+	if out := mustCLI(t, "rules", "sql", "--dir", other); !strings.HasPrefix(out, filepath.Join(other, "1001_rules.up.sql")+"\n") {
+		t.Errorf("rules sql --dir printed %q, want 1001_rules in --dir", out)
+	}
+	if out := mustCLI(t, "migrate", "sql"); !strings.Contains(out, "-- 1001_rules.up.sql\n") {
+		t.Error("migrate sql does not print the migration in NOTIFIER_RULES_DIR")
+	}
 }

@@ -3,7 +3,7 @@
 //
 // # Concurrency
 //
-// Up, Down and Status take a transaction-scoped advisory lock, so two notifiers
+// Up, Down and DownTo take a transaction-scoped advisory lock, so two notifiers
 // migrating at once apply each file once.
 //
 // # Invariants
@@ -11,8 +11,10 @@
 // Up either applies every pending migration or nothing (one transaction); it first
 // checks that the clinic tables and columns the triggers and enrichment use exist, and
 // that the migrating role holds every privilege the pending migrations need, and names
-// whatever is missing. Down checks its privileges the same way. Down removes everything Up added, the schema included,
-// and never touches the application's rows.
+// whatever is missing; a generated rules migration names the tables it needs to own in
+// its "-- notifier needs:" line. Down and DownTo check their privileges the same way,
+// and refuse to leave an applied migration they were not given behind. Down removes
+// everything Up added, the schema included, and never touches the application's rows.
 package migrate
 
 import (
@@ -71,12 +73,44 @@ var (
 		// 0002 drops 0001's triggers and alters the log.
 		2: {{"TRIGGER", "appointments"}, {"TRIGGER", "doctors"}, {"TRIGGER", "statuses"}, {"SELECT", "statuses"},
 			{"OWNER", "appointments"}, {"OWNER", "doctors"}, {"OWNER", "notifier.events"}},
+		// 0003 drops 0002's triggers; rules migrations (0004 on) name their tables in a
+		// "-- notifier needs:" line.
+		3: {{"OWNER", "appointments"}, {"OWNER", "doctors"}, {"OWNER", "statuses"}, {"OWNER", "notifier.events"}},
 	}
 	downNeeds = map[int][]need{
 		1: {{"OWNER", "appointments"}, {"OWNER", "doctors"}, {"OWNER", "notifier.events"}},
 		2: {{"OWNER", "appointments"}, {"OWNER", "doctors"}, {"OWNER", "statuses"}, {"OWNER", "notifier.events"}},
+		3: {{"OWNER", "appointments"}, {"OWNER", "doctors"}, {"OWNER", "statuses"}, {"OWNER", "notifier.events"}},
 	}
 )
+
+// needsMarker starts the line of a generated migration naming the tables it needs
+// to own: "-- notifier needs: OWNER public.appointments, OWNER public.doctors".
+const needsMarker = "-- notifier needs: "
+
+// needsOf is what applying (up) or reverting m needs.
+func needsOf(m Migration, needs map[int][]need, up bool) []need {
+	out := slices.Clone(needs[m.Version])
+	body := m.Down
+	if up {
+		body = m.Up
+	}
+	for line := range strings.Lines(body) {
+		list, ok := strings.CutPrefix(strings.TrimRight(line, "\n"), needsMarker)
+		if !ok {
+			if !strings.HasPrefix(line, "--") {
+				break // only the leading comment block
+			}
+			continue
+		}
+		for _, item := range strings.Split(list, ",") {
+			if priv, tbl, ok := strings.Cut(strings.TrimSpace(item), " "); ok {
+				out = append(out, need{priv, tbl})
+			}
+		}
+	}
+	return out
+}
 
 // checkPrivileges reports, wrapped in ErrPrivileges, every privilege the current role
 // lacks for running migrations ms in direction needs.
@@ -96,7 +130,7 @@ func checkPrivileges(ctx context.Context, tx pgx.Tx, ms []Migration, needs map[i
 		missing = append(missing, "CREATE on the database (for schema notifier)")
 	}
 	for _, m := range ms {
-		for _, n := range needs[m.Version] {
+		for _, n := range needsOf(m, needs, direction == "up") {
 			if seen[n] {
 				continue
 			}
@@ -173,6 +207,24 @@ func Load(fsys fs.FS) ([]Migration, error) {
 			return nil, fmt.Errorf("migration %04d_%s lacks its up or down file", m.Version, m.Name)
 		}
 		out = append(out, *m)
+	}
+	slices.SortFunc(out, func(a, b Migration) int { return a.Version - b.Version })
+	return out, nil
+}
+
+// Merge joins migration sets (the embedded ones and a DBA's rules folder) into one,
+// in version order; a version given twice is an error.
+func Merge(sets ...[]Migration) ([]Migration, error) {
+	var out []Migration
+	by := map[int]Migration{}
+	for _, set := range sets {
+		for _, m := range set {
+			if prev, dup := by[m.Version]; dup {
+				return nil, fmt.Errorf("migration %d is both %04d_%s and %04d_%s", m.Version, prev.Version, prev.Name, m.Version, m.Name)
+			}
+			by[m.Version] = m
+			out = append(out, m)
+		}
 	}
 	slices.SortFunc(out, func(a, b Migration) int { return a.Version - b.Version })
 	return out, nil
@@ -291,6 +343,26 @@ func Up(ctx context.Context, conn *pgx.Conn, migrations []Migration) ([]Migratio
 // Down reverts every applied migration, newest first, then drops the bookkeeping table
 // and schema notifier, in one transaction; it returns those reverted.
 func Down(ctx context.Context, conn *pgx.Conn, migrations []Migration) ([]Migration, error) {
+	reverted, err := down(ctx, conn, migrations, 0, true)
+	if err != nil {
+		return nil, fmt.Errorf("migrate down: %w", err)
+	}
+	return reverted, nil
+}
+
+// DownTo reverts the applied migrations above version target, newest first, in one
+// transaction, and keeps the rest (and schema notifier); it returns those reverted.
+// DownTo with the newest built-in version takes a database back to the built-in
+// migrations, removing a DBA's rules migrations (numbered from 1001).
+func DownTo(ctx context.Context, conn *pgx.Conn, migrations []Migration, target int) ([]Migration, error) {
+	reverted, err := down(ctx, conn, migrations, target, false)
+	if err != nil {
+		return nil, fmt.Errorf("migrate down to %d: %w", target, err)
+	}
+	return reverted, nil
+}
+
+func down(ctx context.Context, conn *pgx.Conn, migrations []Migration, target int, dropSchema bool) ([]Migration, error) {
 	var reverted []Migration
 	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(lockKey)); err != nil {
@@ -311,20 +383,28 @@ func Down(ctx context.Context, conn *pgx.Conn, migrations []Migration) ([]Migrat
 		if err != nil {
 			return err
 		}
+		// An applied migration this binary was not given (a rules folder not configured)
+		// would be left behind, its objects depending on what the others remove.
+		var unknown []string
+		for _, v := range slices.Sorted(maps.Keys(done)) {
+			if v > target && !slices.ContainsFunc(migrations, func(m Migration) bool { return m.Version == v }) {
+				unknown = append(unknown, strconv.Itoa(v))
+			}
+		}
+		if len(unknown) > 0 {
+			return fmt.Errorf("applied migrations not given: %s (is rules.dir set?)", strings.Join(unknown, ", "))
+		}
 		var applied []Migration
 		for _, m := range migrations {
-			if _, ok := done[m.Version]; ok {
+			if _, ok := done[m.Version]; ok && m.Version > target {
 				applied = append(applied, m)
 			}
 		}
 		if err := checkPrivileges(ctx, tx, applied, downNeeds, "down"); err != nil {
 			return err
 		}
-		for i := len(migrations) - 1; i >= 0; i-- {
-			m := migrations[i]
-			if _, ok := done[m.Version]; !ok {
-				continue
-			}
+		for i := len(applied) - 1; i >= 0; i-- {
+			m := applied[i]
 			if _, err := tx.Exec(ctx, m.Down); err != nil {
 				return fmt.Errorf("revert %04d_%s: %w", m.Version, m.Name, err)
 			}
@@ -333,13 +413,16 @@ func Down(ctx context.Context, conn *pgx.Conn, migrations []Migration) ([]Migrat
 			}
 			reverted = append(reverted, m)
 		}
+		if !dropSchema {
+			return nil
+		}
 		if _, err := tx.Exec(ctx, "DROP TABLE notifier.schema_migrations; DROP SCHEMA notifier"); err != nil {
 			return fmt.Errorf("drop schema notifier: %w", err)
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("migrate down: %w", err)
+		return nil, err
 	}
 	return reverted, nil
 }
@@ -398,4 +481,33 @@ func appliedVersions(ctx context.Context, q interface {
 		done[v] = at
 	}
 	return done, rows.Err()
+}
+
+// Event is an event the installed rules emit (a row of notifier.rule_events).
+type Event struct {
+	Name    string
+	Rule    string
+	Op      string // insert, update or delete
+	AliasOf string // the event this one repeats under another name, or ""
+}
+
+// Events lists the installed events, by rule and in the order each rule emits them;
+// none before migration 0003.
+func Events(ctx context.Context, conn *pgx.Conn) ([]Event, error) {
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT to_regclass('notifier.rule_events') IS NOT NULL").Scan(&exists); err != nil {
+		return nil, fmt.Errorf("read notifier.rule_events: %w", err)
+	}
+	if !exists {
+		return nil, nil
+	}
+	rows, err := conn.Query(ctx, "SELECT name, rule, op, coalesce(alias_of, '') FROM notifier.rule_events ORDER BY rule, ord")
+	if err != nil {
+		return nil, fmt.Errorf("read notifier.rule_events: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[Event])
+	if err != nil {
+		return nil, fmt.Errorf("read notifier.rule_events: %w", err)
+	}
+	return out, nil
 }

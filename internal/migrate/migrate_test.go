@@ -123,11 +123,11 @@ func schemaExists(t *testing.T, q querier, name string) bool {
 	return scan[bool](t, q, "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", name)
 }
 
-// notifierTriggers lists the notifier_* triggers on any table.
 // allTriggers are the triggers Up installs.
 var allTriggers = []string{"notifier_appointments_capture", "notifier_doctors_capture", "notifier_events_truncated",
-	"notifier_flush", "notifier_statuses_copy", "notifier_statuses_truncate"}
+	"notifier_flush", "notifier_lookup_copy", "notifier_lookup_truncate"}
 
+// notifierTriggers lists the notifier_* triggers on any table.
 func notifierTriggers(t *testing.T, q querier) []string {
 	t.Helper()
 	return scan[[]string](t, q, `SELECT coalesce(array_agg(tgname::text ORDER BY tgname), '{}')
@@ -614,8 +614,8 @@ func TestObjects(t *testing.T) {
 		"constraint/t public.notifier_doctors_capture on doctors",
 		"trigger public.notifier_appointments_capture on appointments",
 		"trigger public.notifier_doctors_capture on doctors",
-		"trigger public.notifier_statuses_copy on statuses",
-		"trigger public.notifier_statuses_truncate on statuses",
+		"trigger public.notifier_lookup_copy on statuses",
+		"trigger public.notifier_lookup_truncate on statuses",
 	}
 	var outside []string
 	for _, o := range added {
@@ -627,7 +627,8 @@ func TestObjects(t *testing.T) {
 		t.Errorf("objects Up added outside schema notifier:\n got %q\nwant %q", outside, wantOutside)
 	}
 	for _, want := range []string{"relation/r notifier.events", "relation/r notifier.log_state", "relation/r notifier.schema_migrations", "relation/S notifier.events_id_seq",
-		"relation/r notifier.pending", "relation/r notifier.status_names", "relation/r notifier.commit_lock"} {
+		"relation/r notifier.pending", "relation/r notifier.commit_lock", "relation/r notifier.lookups",
+		"relation/r notifier.rules", "relation/r notifier.rule_events", "type notifier.derived"} {
 		if !slices.Contains(added, want) {
 			t.Errorf("Up did not add %s", want)
 		}
@@ -652,11 +653,11 @@ FROM pg_trigger WHERE tgname LIKE 'notifier%' ORDER BY tgname`)
 		"notifier_appointments_capture": "AFTER INSERT OR DELETE OR UPDATE ON public.appointments",
 		"notifier_doctors_capture":      "AFTER INSERT OR DELETE OR UPDATE ON public.doctors",
 		"notifier_flush":                "AFTER INSERT ON notifier.pending",
-		"notifier_statuses_copy":        "AFTER INSERT OR DELETE OR UPDATE ON public.statuses FOR EACH ROW",
-		"notifier_statuses_truncate":    "AFTER TRUNCATE ON public.statuses FOR EACH STATEMENT",
+		"notifier_lookup_copy":          "AFTER INSERT OR DELETE OR UPDATE ON public.statuses FOR EACH ROW EXECUTE FUNCTION notifier.copy_lookup('statuses', 'id', 'name')",
+		"notifier_lookup_truncate":      "AFTER TRUNCATE ON public.statuses FOR EACH STATEMENT EXECUTE FUNCTION notifier.copy_lookup('statuses', 'id', 'name')",
 		"notifier_events_truncated":     "AFTER TRUNCATE ON notifier.events FOR EACH STATEMENT",
 	}
-	// The triggers that see the app's changes fire at COMMIT; the copy of statuses and
+	// The triggers that see the app's changes fire at COMMIT; the lookup's copy of statuses and
 	// the truncation guard fire with their statement.
 	deferred := map[string]bool{"notifier_appointments_capture": true, "notifier_doctors_capture": true, "notifier_flush": true}
 	if len(trgs) != len(wantDef) {
@@ -708,7 +709,8 @@ FROM pg_proc p WHERE p.pronamespace = 'notifier'::regnamespace ORDER BY 1`)
 			t.Errorf("trigger function notifier.%s is not SECURITY DEFINER", f.Name)
 		}
 	}
-	for _, name := range []string{"capture()", "flush()", "copy_status()", "rebase(bigint)", "truncated()"} {
+	for _, name := range []string{"capture()", "flush()", "copy_lookup()", "rebase(bigint)", "truncated()",
+		"relay(bigint, text, text, text, jsonb)"} {
 		if !secdef[name[:strings.Index(name, "(")]] {
 			t.Errorf("notifier.%s is missing or not SECURITY DEFINER (functions: %+v)", name, fns)
 		}
@@ -718,6 +720,14 @@ FROM pg_proc p WHERE p.pronamespace = 'notifier'::regnamespace ORDER BY 1`)
 			t.Fatal(err)
 		}
 		if publicExec {
+			t.Errorf("PUBLIC may execute notifier.%s", name)
+		}
+	}
+	// Nor the rules machinery: the event functions run inside flush, the checks only
+	// in a migration.
+	for _, name := range []string{"derive()", "derive_appointments()", "derive_doctors()", "lookup(text, bigint)",
+		"check_rule(text)", "check_columns(text, regclass, text, text[], text[])", "create_function(text, regclass, text)"} {
+		if scan[bool](t, b.conn, `SELECT has_function_privilege('public', $1, 'EXECUTE')`, "notifier."+name) {
 			t.Errorf("PUBLIC may execute notifier.%s", name)
 		}
 	}
@@ -733,15 +743,22 @@ func TestDown(t *testing.T) {
 
 	checkin := statusID(t, b.conn, "Check-in")
 	a1 := appointment(t, b.conn, 1, 1)
-	appointment(t, b.conn, 1, 2)
+	a2 := appointment(t, b.conn, 1, 2)
 	appointment(t, b.conn, 1, nil)
 	exec(t, b.conn, `UPDATE appointments SET "statusId" = $1 WHERE id = $2`, checkin, a1)
 	exec(t, b.conn, `INSERT INTO appointment_procedures ("appointmentId", "procedureId") VALUES ($1, 1)`, a1)
 	d := doctor(t, b.conn, 1)
 	exec(t, b.conn, `INSERT INTO doctor_procedures ("doctorId", "procedureId") VALUES ($1, 2)`, d)
 	old := events(t, b.conn)
-	if len(old) != 4 {
-		t.Fatalf("%d events before Down, want 4", len(old))
+	checkEvents(t, slices.Clone(old),
+		event{Event: "appointments.created", Row: a1, Account: 1},
+		event{Event: "appointments.created", Row: a2, Account: 2},
+		event{Event: "appointments.updated", Row: a1, Account: 1},
+		event{Event: "appointments.status.changed", Row: a1, Account: 1},
+		event{Event: "appointments.checkin", Row: a1, Account: 1},
+		event{Event: "doctors.created", Row: d, Account: 1})
+	if len(old) != 6 {
+		t.Fatalf("%d events before Down, want 6", len(old))
 	}
 	oldHead := old[len(old)-1].ID
 	data := appData(t, b.conn)
@@ -916,7 +933,7 @@ GRANT SELECT ON statuses TO %[3]s`, app, pgx.Identifier{db}.Sanitize(), migrator
 	if !errors.Is(err, migrate.ErrPrivileges) {
 		t.Fatalf("Up without ownership: %v, want ErrPrivileges", err)
 	}
-	for _, want := range []string{"ownership of appointments", "ownership of doctors"} {
+	for _, want := range []string{"ownership of appointments", "ownership of doctors", "ownership of statuses"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("refusal %q does not name %s", err, want)
 		}
@@ -939,6 +956,8 @@ GRANT SELECT ON statuses TO %[3]s`, app, pgx.Identifier{db}.Sanitize(), migrator
 	exec(t, b.conn, "RESET ROLE")
 	checkEvents(t, events(t, b.conn),
 		event{Event: "appointments.created", Row: id, Account: 1},
+		event{Event: "appointments.updated", Row: id, Account: 1},
+		event{Event: "appointments.status.changed", Row: id, Account: 1},
 		event{Event: "appointments.checkin", Row: id, Account: 1})
 
 	outsider := role(t, b, "")
@@ -1172,9 +1191,16 @@ func TestNotifyPayload(t *testing.T) {
 	got := events(t, b.conn)
 	checkEvents(t, slices.Clone(got),
 		event{Event: "appointments.created", Row: id, Account: 1},
+		event{Event: "appointments.updated", Row: id, Account: 1},
+		event{Event: "appointments.status.changed", Row: id, Account: 1},
 		event{Event: "appointments.checkin", Row: id, Account: 1},
 		event{Event: "doctors.created", Row: d, Account: 2})
-	for _, e := range got {
+	if len(got) != 5 {
+		t.FailNow()
+	}
+	// One wake-up per transaction, naming its last event: the listener reads the rest
+	// from the log.
+	for _, e := range []event{got[0], got[3], got[4]} {
 		n := waitNotification(t, listener)
 		if want := payload(e); n.Payload != want {
 			t.Errorf("payload %q, want %q", n.Payload, want)
@@ -1186,6 +1212,10 @@ func TestNotifyPayload(t *testing.T) {
 		if err := json.Unmarshal([]byte(n.Payload), &decoded); err != nil || decoded != wireEvent(e) {
 			t.Errorf("payload %q decodes to %+v, %v", n.Payload, decoded, err)
 		}
+	}
+	exec(t, b.conn, "SELECT pg_notify('notifier', 'end')") // nothing else was sent before it
+	if n := waitNotification(t, listener); n.Payload != "end" {
+		t.Errorf("notification %q after the last transaction's, want none", n.Payload)
 	}
 	// Large ids stay numbers; the payload stays far below NOTIFY's 8000 bytes.
 	big := scan[string](t, b.conn, "SELECT notifier.payload(9223372036854775807, 'appointments.checkin', 9223372036854775807, 9223372036854775807)")
@@ -1260,7 +1290,9 @@ GRANT SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO %[1]s`, app))
 		"SELECT count(*) FROM notifier.events",
 		"SELECT notifier.rebase(1)",
 		"INSERT INTO notifier.events (id, event, row_id, account_id) VALUES (-1, 'doctors.created', 1, 1)",
-		"INSERT INTO notifier.pending (seq, tbl, row_id, opens_flush) VALUES (1, 'doctors', 1, true)",
+		"INSERT INTO notifier.pending (seq, rule, row_id, opens_flush) VALUES (1, 'doctors', 1, true)",
+		"SELECT notifier.lookup('statuses', 1)",
+		"SELECT * FROM notifier.derive()",
 		"BEGIN; LOCK TABLE notifier.commit_lock; COMMIT",
 	} {
 		_, err := conn.Exec(ctx, q)
@@ -1285,11 +1317,13 @@ GRANT SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO %[1]s`, app))
 	checkEvents(t, events(t, b.conn),
 		event{Event: "appointments.created", Row: id, Account: 1},
 		event{Event: "doctors.created", Row: d, Account: 1},
+		event{Event: "appointments.updated", Row: id, Account: 1},
+		event{Event: "appointments.status.changed", Row: id, Account: 1},
 		event{Event: "appointments.checkin", Row: id, Account: 1})
 }
 
 // TestOtherSchema: the clinic tables live in a schema other than public, found via
-// search_path at migration time; the check-in trigger looks up statuses beside them.
+// search_path at migration time; the statuses lookup mirrors the table beside them.
 func TestOtherSchema(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
@@ -1307,6 +1341,11 @@ VALUES (now(), '09:00', '09:15', 1, 1, 1, 1) RETURNING id`)
 	exec(t, b.conn, `UPDATE clinic.appointments SET "statusId" = 2 WHERE id = $1`, id) // "Check-in" in clinic
 	checkEvents(t, events(t, b.conn),
 		event{Event: "appointments.created", Row: id, Account: 1},
+		event{Event: "appointments.updated", Row: id, Account: 1},
+		event{Event: "appointments.status.changed", Row: id, Account: 1},
+		event{Event: "appointments.serving", Row: id, Account: 1},
+		event{Event: "appointments.updated", Row: id, Account: 1},
+		event{Event: "appointments.status.changed", Row: id, Account: 1},
 		event{Event: "appointments.checkin", Row: id, Account: 1})
 
 	exec(t, b.conn, "SET search_path = clinic")

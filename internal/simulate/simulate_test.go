@@ -82,6 +82,17 @@ type logged struct {
 	Row   int64
 }
 
+// loggedRows returns the rows of account's logged events named event, sorted.
+func loggedRows(t *testing.T, pool *pgxpool.Pool, account int64, event string) []int64 {
+	t.Helper()
+	var rows []int64
+	for _, e := range loggedEvents(t, pool, account, event) {
+		rows = append(rows, e.Row)
+	}
+	slices.Sort(rows)
+	return rows
+}
+
 func TestNewChecksConfig(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -108,6 +119,32 @@ func TestNewChecksConfig(t *testing.T) {
 				t.Errorf("accounts = %v, want [1 2]", s.cfg.Accounts)
 			}
 		})
+	}
+}
+
+// TestMix: every kind of change is drawn, once in the mix, with weights per 100,
+// mostly bookings and check-ins; every kind has a name.
+func TestMix(t *testing.T) {
+	t.Parallel()
+	total, common := 0, 0
+	kinds := map[Kind]bool{}
+	for _, m := range mix {
+		if kinds[m.kind] || m.weight <= 0 {
+			t.Errorf("mix entry %+v repeated or without weight", m)
+		}
+		kinds[m.kind] = true
+		total += m.weight
+		if m.kind == Appointments || m.kind == Checkin {
+			common += m.weight
+		}
+	}
+	if total != 100 || common <= 50 {
+		t.Errorf("weights add up to %d (bookings and check-ins %d), want 100 and most", total, common)
+	}
+	for k := Appointments; k < numKinds; k++ {
+		if !kinds[k] || strings.HasPrefix(k.String(), "Kind(") {
+			t.Errorf("kind %d (%s) not in the mix or without a name", k, k)
+		}
 	}
 }
 
@@ -286,6 +323,379 @@ VALUES ($1::date, '06:00', '06:15', 3, 4, $2, 2) RETURNING id`, s.today(), s.sch
 	}
 }
 
+// book makes n bookings for account and returns their appointments.
+func book(t *testing.T, s *Simulator, account int64, n int) []int64 {
+	t.Helper()
+	var ids []int64
+	for range n {
+		c, err := s.step(t.Context(), Appointments, account)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, c.IDs...)
+	}
+	return ids
+}
+
+// decoys inserts appointments in status the simulator must never touch: yesterday's
+// and in a week's of account 1, and today's of account 2 (before anything it booked).
+func decoys(t *testing.T, s *Simulator, pool *pgxpool.Pool, status int64) []int64 {
+	t.Helper()
+	var ids []int64
+	for _, q := range []string{
+		`INSERT INTO appointments (date, "startTime", "endTime", "doctorId", "patientId", "statusId", "accountId")
+VALUES ($1::date - 1, '06:00', '06:15', 1, 1, $2, 1) RETURNING id`,
+		`INSERT INTO appointments (date, "startTime", "endTime", "doctorId", "patientId", "statusId", "accountId")
+VALUES ($1::date + 7, '06:00', '06:15', 1, 1, $2, 1) RETURNING id`,
+		`INSERT INTO appointments (date, "startTime", "endTime", "doctorId", "patientId", "statusId", "accountId")
+VALUES ($1::date, '06:00', '06:15', 3, 4, $2, 2) RETURNING id`,
+	} {
+		var id int64
+		if err := pool.QueryRow(t.Context(), q, s.today(), status).Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+type untouched struct {
+	Day, Start, End, Status string
+	Deleted                 bool
+	Updated                 string
+}
+
+const untouchedQuery = `SELECT to_char(a.date, 'YYYY-MM-DD'), a."startTime", a."endTime", s.name, a."deletedAt" IS NOT NULL,
+       to_char(a."updatedAt", 'YYYY-MM-DD HH24:MI:SS.MS')
+FROM appointments a JOIN statuses s ON s.id = a."statusId" WHERE a.id = ANY($1) ORDER BY a.id`
+
+// TestStatusPath: serving takes the earliest checked-in patient of today to 'Em
+// atendimento', finishing the earliest of those to 'Finalizado', each a whole booking
+// at a time; with nobody at a step, the step before it is made instead, down to a
+// booking. Other days' and other accounts' patients are never moved.
+func TestStatusPath(t *testing.T) {
+	t.Parallel()
+	s, pool := setup(t, Config{})
+	ctx := t.Context()
+	booked := book(t, s, 1, 4)
+	slices.Sort(booked)
+	var others []int64
+	for _, st := range []int64{s.checkin, s.serving} {
+		others = append(others, decoys(t, s, pool, st)...)
+	}
+	before := query[untouched](t, pool, untouchedQuery, others)
+
+	status := func(ids []int64) map[string]int {
+		n := map[string]int{}
+		for _, r := range query[appointmentRow](t, pool, appointmentQuery, ids) {
+			n[r.Status]++
+		}
+		return n
+	}
+	// Finish with nobody in Em atendimento or Check-in checks someone in.
+	c, err := s.step(ctx, Finish, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Kind != Checkin || len(c.IDs) == 0 {
+		t.Fatalf("finish with nobody checked in: change %+v, want a check-in", c)
+	}
+	// Serve then serves them, finish finishes them.
+	for _, step := range []struct {
+		kind Kind
+		want string
+	}{{Serve, StatusServing}, {Finish, StatusFinished}} {
+		got, err := s.step(ctx, step.kind, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Kind != step.kind || !slices.Equal(got.IDs, c.IDs) {
+			t.Fatalf("%s: change %+v, want %v", step.kind, got, c.IDs)
+		}
+		if n := status(c.IDs); n[step.want] != len(c.IDs) {
+			t.Fatalf("after %s: statuses %v, want all %s", step.kind, n, step.want)
+		}
+	}
+	// Everyone, step by step, ends Finalizado; then serve books.
+	for range 3 * len(booked) {
+		for _, k := range []Kind{Checkin, Serve, Finish} {
+			got, err := s.step(ctx, k, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Kind == Appointments {
+				t.Fatalf("%s booked while %v were not all finished", k, status(booked))
+			}
+		}
+		if status(booked)[StatusFinished] == len(booked) {
+			break
+		}
+	}
+	if n := status(booked); n[StatusFinished] != len(booked) {
+		t.Fatalf("statuses %v, want all %s", n, StatusFinished)
+	}
+	if c, err := s.step(ctx, Serve, 1); err != nil || c.Kind != Appointments {
+		t.Fatalf("serve with nobody left: change %+v, err %v; want a booking", c, err)
+	}
+	// The triggers log each step once per appointment.
+	for _, event := range []string{"appointments.checkin", "appointments.serving", "appointments.finished"} {
+		if got := loggedRows(t, pool, 1, event); !slices.Equal(got, booked) {
+			t.Errorf("logged %s for %v, want %v", event, got, booked)
+		}
+	}
+	if after := query[untouched](t, pool, untouchedQuery, others); !slices.Equal(after, before) {
+		t.Errorf("decoys changed:\n%v\nwant\n%v", after, before)
+	}
+}
+
+// TestOptionalStatuses: an app without 'Em atendimento' and 'Finalizado' still gets
+// bookings and check-ins; serving and finishing fall back to them.
+func TestOptionalStatuses(t *testing.T) {
+	t.Parallel()
+	pool, err := pgxpool.New(t.Context(), pgtest.Database(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	if _, err := pool.Exec(t.Context(), `UPDATE statuses SET name = name || ' (old)' WHERE name = ANY($1)`, []string{StatusServing, StatusFinished}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(pool, Config{Rate: 1, Seed: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.setup(t.Context()); err != nil {
+		t.Fatalf("setup without the optional statuses: %v", err)
+	}
+	book(t, s, 1, 2)
+	for _, want := range []Kind{Checkin, Checkin, Appointments} {
+		c, err := s.step(t.Context(), Finish, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Kind != want {
+			t.Fatalf("finish without the status: change %+v, want %s", c, want)
+		}
+	}
+}
+
+// TestReschedule: a booking of today moves whole to another time of the same length,
+// sometimes another day, with its patient, doctor and status; once nobody is booked
+// today, rescheduling books instead. Others' appointments never move.
+func TestReschedule(t *testing.T) {
+	t.Parallel()
+	s, pool := setup(t, Config{})
+	ctx := t.Context()
+	booked := book(t, s, 1, 6)
+	others := decoys(t, s, pool, s.scheduled)
+	before := query[untouched](t, pool, untouchedQuery, others)
+	rows := map[int64]appointmentRow{}
+	for _, r := range query[appointmentRow](t, pool, appointmentQuery, booked) {
+		rows[r.ID] = r
+	}
+	today := s.today() + " 00:00:00"
+	moved, days := 0, 0
+	for range 40 {
+		c, err := s.step(ctx, Reschedule, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Kind == Appointments {
+			break
+		}
+		if c.Kind != Reschedule || len(c.IDs) == 0 {
+			t.Fatalf("change %+v", c)
+		}
+		for _, r := range query[appointmentRow](t, pool, appointmentQuery, c.IDs) {
+			was, ok := rows[r.ID]
+			if !ok {
+				t.Fatalf("rescheduled appointment %d, not one of ours %v", r.ID, booked)
+			}
+			if r.Day == was.Day && r.Start == was.Start {
+				t.Errorf("appointment %d not moved: %+v", r.ID, r)
+			}
+			if minutes(r.End)-minutes(r.Start) != minutes(was.End)-minutes(was.Start) {
+				t.Errorf("appointment %d: %s-%s, was %s-%s: want the same length", r.ID, r.Start, r.End, was.Start, was.End)
+			}
+			if r.Patient != was.Patient || r.Doctor != was.Doctor || r.Account != 1 || r.Status != StatusScheduled || r.Procedure != was.Procedure {
+				t.Errorf("appointment %d changed more than its time: %+v, was %+v", r.ID, r, was)
+			}
+			if r.Day != today {
+				days++
+			}
+			rows[r.ID] = r
+			moved++
+		}
+	}
+	if moved == 0 || days == 0 {
+		t.Errorf("moved %d appointments, %d to another day: want both", moved, days)
+	}
+	if n := len(loggedEvents(t, pool, 1, "appointments.updated")); n != moved {
+		t.Errorf("logged %d appointments.updated, want one per move (%d)", n, moved)
+	}
+	if after := query[untouched](t, pool, untouchedQuery, others); !slices.Equal(after, before) {
+		t.Errorf("decoys changed:\n%v\nwant\n%v", after, before)
+	}
+}
+
+// TestCancel: cancelling soft-deletes one whole booking of today ("deletedAt" set,
+// the rows kept), never a deleted one twice and never others'; with nobody booked,
+// it books instead.
+func TestCancel(t *testing.T) {
+	t.Parallel()
+	s, pool := setup(t, Config{})
+	ctx := t.Context()
+	booked := book(t, s, 1, 4)
+	slices.Sort(booked)
+	others := decoys(t, s, pool, s.scheduled)
+	before := query[untouched](t, pool, untouchedQuery, others)
+	var cancelled []int64
+	for {
+		c, err := s.step(ctx, Cancel, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Kind == Appointments {
+			break
+		}
+		if c.Kind != Cancel || len(c.IDs) == 0 {
+			t.Fatalf("change %+v", c)
+		}
+		cancelled = append(cancelled, c.IDs...)
+		if len(cancelled) > len(booked) {
+			t.Fatalf("cancelled %v, more than the %d booked", cancelled, len(booked))
+		}
+	}
+	slices.Sort(cancelled)
+	if !slices.Equal(cancelled, booked) {
+		t.Errorf("cancelled %v, want every booking %v", cancelled, booked)
+	}
+	for _, r := range query[untouched](t, pool, untouchedQuery, booked) {
+		if !r.Deleted || r.Status != StatusScheduled {
+			t.Errorf("cancelled appointment %+v: want deletedAt set, status kept", r)
+		}
+	}
+	if got := loggedRows(t, pool, 1, "appointments.deleted"); !slices.Equal(got, booked) {
+		t.Errorf("logged appointments.deleted for %v, want %v", got, booked)
+	}
+	if after := query[untouched](t, pool, untouchedQuery, others); !slices.Equal(after, before) {
+		t.Errorf("decoys changed:\n%v\nwant\n%v", after, before)
+	}
+}
+
+type doctorRow struct {
+	ID      int64
+	Phone   string
+	Email   string
+	Busy    bool
+	Deleted bool
+	Account int64
+	Updated string
+}
+
+const doctorQuery = `SELECT id, coalesce(phone, ''), coalesce(email, ''), "isBusy", "deletedAt" IS NOT NULL, "accountId",
+       to_char("updatedAt", 'YYYY-MM-DD HH24:MI:SS.MS')
+FROM doctors WHERE "accountId" = $1 ORDER BY id`
+
+// TestDoctorChanges: doctors are updated, flagged busy and deleted only when this
+// run hired them, within their account, and never below two doctors per account;
+// without one to change, the change hires one.
+func TestDoctorChanges(t *testing.T) {
+	t.Parallel()
+	s, pool := setup(t, Config{})
+	ctx := t.Context()
+	seeded := query[doctorRow](t, pool, doctorQuery, 2) // account 2 has one doctor
+	others := query[doctorRow](t, pool, doctorQuery, 1)
+	for _, k := range []Kind{DoctorUpdate, DoctorBusy, DoctorDelete} {
+		if _, err := s.change(ctx, k, 2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := query[doctorRow](t, pool, doctorQuery, 2); !slices.Equal(got, seeded) {
+		t.Fatalf("doctors changed without one hired:\n%v\nwant\n%v", got, seeded)
+	}
+	c, err := s.step(ctx, DoctorBusy, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Kind != Doctor || len(c.IDs) != 1 {
+		t.Fatalf("busy without a doctor of its own: change %+v, want a hire", c)
+	}
+	hired := c.IDs[0]
+	doctor := func(id int64) doctorRow {
+		t.Helper()
+		for _, d := range query[doctorRow](t, pool, doctorQuery, 2) {
+			if d.ID == id {
+				return d
+			}
+		}
+		t.Fatalf("doctor %d not in account 2", id)
+		return doctorRow{}
+	}
+	was := doctor(hired)
+	for range 4 {
+		c, err := s.step(ctx, DoctorUpdate, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Kind != DoctorUpdate || !slices.Equal(c.IDs, []int64{hired}) {
+			t.Fatalf("update: change %+v, want doctor %d", c, hired)
+		}
+		d := doctor(hired)
+		if (d.Phone == was.Phone) == (d.Email == was.Email) || d.Busy != was.Busy || d.Deleted {
+			t.Errorf("update: %+v, was %+v: want a new phone or email, nothing else", d, was)
+		}
+		was = d
+	}
+	for _, busy := range []bool{true, false, true} {
+		if c, err := s.step(ctx, DoctorBusy, 2); err != nil || c.Kind != DoctorBusy {
+			t.Fatalf("busy: change %+v, err %v", c, err)
+		}
+		if d := doctor(hired); d.Busy != busy {
+			t.Fatalf("isBusy = %v, want %v", d.Busy, busy)
+		}
+	}
+	// Two doctors in account 2: none may go; the change updates instead.
+	if c, err := s.step(ctx, DoctorDelete, 2); err != nil || c.Kind != DoctorUpdate {
+		t.Fatalf("delete with two doctors: change %+v, err %v; want an update", c, err)
+	}
+	third, err := s.step(ctx, Doctor, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err = s.step(ctx, DoctorDelete, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Kind != DoctorDelete || len(c.IDs) != 1 || (c.IDs[0] != hired && c.IDs[0] != third.IDs[0]) {
+		t.Fatalf("delete: change %+v, want one of %d, %d", c, hired, third.IDs[0])
+	}
+	if d := doctor(c.IDs[0]); !d.Deleted {
+		t.Errorf("deleted doctor %+v: want deletedAt set", d)
+	}
+	if got := query[doctorRow](t, pool, doctorQuery, 2)[0]; got != seeded[0] {
+		t.Errorf("seeded doctor changed: %+v, was %+v", got, seeded[0])
+	}
+	if got := query[doctorRow](t, pool, doctorQuery, 1); !slices.Equal(got, others) {
+		t.Errorf("account 1's doctors changed:\n%v\nwant\n%v", got, others)
+	}
+	// A doctor of ours deleted by someone else is forgotten, not revived.
+	left := hired + third.IDs[0] - c.IDs[0]
+	if _, err := pool.Exec(ctx, `UPDATE doctors SET "deletedAt" = now() WHERE id = $1`, left); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := s.step(ctx, DoctorBusy, 2); err != nil || c.Kind != Doctor {
+		t.Fatalf("busy once ours are gone: change %+v, err %v; want a hire", c, err)
+	}
+	// Busy twice (true, false, true), deleted by it and then by the test.
+	if got := loggedEvents(t, pool, 2, "doctors.busy"); !slices.Equal(got, []logged{{"doctors.busy", hired}, {"doctors.busy", hired}}) {
+		t.Errorf("logged %v, want doctors.busy of %d twice", got, hired)
+	}
+	if got := loggedEvents(t, pool, 2, "doctors.deleted"); !slices.Equal(got, []logged{{"doctors.deleted", c.IDs[0]}, {"doctors.deleted", left}}) {
+		t.Errorf("logged %v, want doctors.deleted of %d then %d", got, c.IDs[0], left)
+	}
+}
+
 // TestDoctor: a new doctor comes with one to three of the account's procedures,
 // linked in the same transaction, and one doctors.created.
 func TestDoctor(t *testing.T) {
@@ -343,8 +753,8 @@ func TestSetupNewAccount(t *testing.T) {
 	}
 }
 
-// TestRun: at a high rate every kind of change reaches both accounts, and Run returns
-// nil soon after its context ends.
+// TestRun: at a high rate every kind of change reaches both accounts, no row of one
+// account ever points at another's, and Run returns nil soon after its context ends.
 func TestRun(t *testing.T) {
 	t.Parallel()
 	pool, err := pgxpool.New(t.Context(), pgtest.Database(t))
@@ -364,12 +774,13 @@ func TestRun(t *testing.T) {
 	seen := map[Kind]bool{}
 	accounts := map[int64]bool{}
 	deadline := time.After(waitTimeout)
-	for len(seen) < 3 || len(accounts) < 2 {
+	for len(seen) < len(mix) || len(accounts) < 2 {
 		select {
 		case c := <-changes:
-			if c.Kind == Checkin || len(c.IDs) > 0 {
-				seen[c.Kind] = true
+			if len(c.IDs) == 0 {
+				t.Errorf("change %+v names no row", c)
 			}
+			seen[c.Kind] = true
 			accounts[c.AccountID] = true
 		case err := <-done:
 			t.Fatalf("Run returned early: %v", err)
@@ -385,9 +796,27 @@ func TestRun(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Run after cancel: %v", err)
 			}
+			checkAccounts(t, pool)
 			return
 		case <-time.After(waitTimeout):
 			t.Fatal("Run did not return after cancel")
+		}
+	}
+}
+
+// checkAccounts fails the test for any row that points at another account's row.
+func checkAccounts(t *testing.T, pool *pgxpool.Pool) {
+	t.Helper()
+	for what, q := range map[string]string{
+		"appointments with another account's doctor":  `SELECT count(*) FROM appointments a JOIN doctors d ON d.id = a."doctorId" WHERE d."accountId" <> a."accountId"`,
+		"appointments with another account's patient": `SELECT count(*) FROM appointments a JOIN patients p ON p.id = a."patientId" WHERE p."accountId" <> a."accountId"`,
+		"appointments with another account's procedure": `SELECT count(*) FROM appointment_procedures ap JOIN appointments a ON a.id = ap."appointmentId"
+JOIN procedures p ON p.id = ap."procedureId" WHERE p."accountId" <> a."accountId"`,
+		"doctors with another account's procedure": `SELECT count(*) FROM doctor_procedures dp JOIN doctors d ON d.id = dp."doctorId"
+JOIN procedures p ON p.id = dp."procedureId" WHERE p."accountId" <> d."accountId"`,
+	} {
+		if n := query[struct{ N int64 }](t, pool, q)[0].N; n != 0 {
+			t.Errorf("%d %s", n, what)
 		}
 	}
 }

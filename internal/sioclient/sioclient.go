@@ -91,6 +91,12 @@ type Disconnect struct {
 	Active bool   // false means the client will not reconnect by itself
 }
 
+// Ack is the server's acknowledgement of an EmitAck.
+type Ack struct {
+	Seq  int             // EmitAck's return value
+	Data json.RawMessage // the ack's arguments, a JSON array
+}
+
 // Upgrade is the engine switching transport.
 type Upgrade struct {
 	Transport string
@@ -109,6 +115,7 @@ type Client struct {
 	stdin   io.WriteCloser
 	mu      sync.Mutex    // serializes stdin writes
 	skipped []Upgrade     // upgrades the Wait helpers passed over, for WaitUpgrade
+	seq     int           // of the last EmitAck
 	quit    chan struct{} // closed by stop: the reader drops what nobody waits for
 	done    chan struct{} // closed when the reader has ended
 }
@@ -125,6 +132,7 @@ type line struct {
 	Reason    string          `json:"reason"`
 	Name      string          `json:"name"`
 	Offset    *string         `json:"offset"`
+	Seq       int             `json:"seq"`
 }
 
 // ScriptDir returns testdata/sioclient under the module root of the working
@@ -256,6 +264,8 @@ func (cl *Client) read(r io.Reader, c chan<- any) {
 			v = Disconnect{Reason: l.Reason, Active: l.Active}
 		case "upgrade":
 			v = Upgrade{Transport: l.Transport}
+		case "ack":
+			v = Ack{Seq: l.Seq, Data: l.Data}
 		default:
 			continue
 		}
@@ -294,6 +304,36 @@ func (cl *Client) Connect() { cl.t.Helper(); cl.command("connect") }
 // CloseEngine calls socket.io.engine.close(): the transport drops as on a network
 // failure, and the client reconnects (with recovery) as its options say.
 func (cl *Client) CloseEngine() { cl.t.Helper(); cl.command("close") }
+
+// Emit calls socket.emit(event, ...args), as the seeds send updates.
+func (cl *Client) Emit(event string, args ...any) {
+	cl.t.Helper()
+	cl.emit(event, args, false)
+}
+
+// EmitAck calls socket.emit(event, ...args, callback) and returns the number the
+// Ack that the callback reports carries.
+func (cl *Client) EmitAck(event string, args ...any) int {
+	cl.t.Helper()
+	cl.seq++
+	cl.emit(event, args, true)
+	return cl.seq
+}
+
+func (cl *Client) emit(event string, args []any, ack bool) {
+	cl.t.Helper()
+	if args == nil {
+		args = []any{}
+	}
+	b, err := json.Marshal(map[string]any{"event": event, "args": args, "ack": ack, "seq": cl.seq})
+	if err != nil {
+		cl.t.Fatalf("sioclient: emit %s: %v", event, err)
+	}
+	cl.command("emit " + string(b))
+}
+
+// WaitAck returns the next ack, failing t on anything else but an upgrade.
+func (cl *Client) WaitAck() Ack { cl.t.Helper(); return wait[Ack](cl, "ack") }
 
 // Next returns the next thing the client saw, failing t after the timeout or if
 // the process ended.

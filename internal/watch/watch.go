@@ -1,6 +1,7 @@
 // Package watch follows a running notifier's GET /ws as a dashboard does and prints
 // each event: one line (`15:04:05 appointments.checkin #123 João Silva with Dr. Victor
-// 09:00`) or the frame's JSON. It is `notifier watch`, for DBAs and developers who want
+// 09:00`, `15:04:07 appointments.status.changed #124 João Silva: Check-in -> Em
+// atendimento`; see Summary) or the frame's JSON. It is `notifier watch`, for DBAs and developers who want
 // to see what the notifier sends without writing a client.
 //
 // # Lifecycle
@@ -344,23 +345,51 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
+// Event names the summary lines tell apart; other events of a table get that table's
+// plain line.
+const (
+	eventAppointmentUpdated       = "appointments.updated"
+	eventAppointmentStatusChanged = "appointments.status.changed"
+	eventDoctorCreated            = "doctors.created"
+	eventDoctorUpdated            = "doctors.updated"
+	eventDoctorBusy               = "doctors.busy"
+	eventDoctorDeleted            = "doctors.deleted"
+)
+
+// named is the part of a payload a summary reads: an id and a name.
+type named struct {
+	ID   int64  `json:"id"`
+	Name string `json:"name"`
+}
+
+// payload is what a summary reads of an appointment or a doctor.
+type payload struct {
+	named
+	Date             string            `json:"date"`
+	StartTime        string            `json:"startTime"`
+	Patient          *named            `json:"patient"`
+	Doctor           *named            `json:"doctor"`
+	Status           *named            `json:"status"`
+	PreviousStatus   *named            `json:"previousStatus"`
+	IsBusy           bool              `json:"isBusy"`
+	DoctorProcedures []json.RawMessage `json:"doctorProcedures"`
+}
+
 // Summary is the line watch prints for an event (after the time): the event, its id
-// and what it is about, as `appointments.checkin #123 João Silva with Dr. Victor
-// 09:00` or `doctors.created #7 Dr. X (2 procedures)`.
+// and what it is about:
+//
+//	appointments.created #123 João Silva with Dr. Victor 09:00
+//	appointments.updated #124 João Silva with Dr. Victor 2025-01-24 10:00 (Agendado)
+//	appointments.status.changed #125 João Silva: Agendado -> Check-in
+//	doctors.created #7 Dr. X (2 procedures)
+//	doctors.updated #8 Dr. X (2 procedures, busy)
+//	doctors.busy #9 Dr. X is busy
+//
+// The other appointment events (checkin, serving, finished, deleted) read as created
+// does; doctors.deleted is the doctor's name.
 func Summary(id int64, event string, partial bool, data json.RawMessage) string {
 	head := event + " #" + strconv.FormatInt(id, 10)
-	var d struct {
-		ID        int64  `json:"id"`
-		Name      string `json:"name"`
-		StartTime string `json:"startTime"`
-		Patient   *struct {
-			Name string `json:"name"`
-		} `json:"patient"`
-		Doctor *struct {
-			Name string `json:"name"`
-		} `json:"doctor"`
-		DoctorProcedures []json.RawMessage `json:"doctorProcedures"`
-	}
+	var d payload
 	if err := json.Unmarshal(data, &d); err != nil {
 		return head
 	}
@@ -376,26 +405,71 @@ func Summary(id int64, event string, partial bool, data json.RawMessage) string 
 	}
 	switch {
 	case strings.HasPrefix(event, "appointments."):
-		parts := []string{head}
-		if d.Patient != nil && d.Patient.Name != "" {
-			parts = append(parts, d.Patient.Name)
-		} else {
-			parts = append(parts, "(no patient)")
-		}
-		if d.Doctor != nil && d.Doctor.Name != "" {
-			parts = append(parts, "with", d.Doctor.Name)
-		}
-		if d.StartTime != "" {
-			parts = append(parts, d.StartTime)
-		}
-		return strings.Join(parts, " ")
+		return head + " " + appointmentSummary(event, &d)
 	case strings.HasPrefix(event, "doctors."):
-		n := len(d.DoctorProcedures)
-		noun := "procedures"
-		if n == 1 {
-			noun = "procedure"
-		}
-		return fmt.Sprintf("%s %s (%d %s)", head, d.Name, n, noun)
+		return head + " " + doctorSummary(event, &d)
 	}
 	return head
+}
+
+func appointmentSummary(event string, d *payload) string {
+	patient := "(no patient)"
+	if d.Patient != nil && d.Patient.Name != "" {
+		patient = d.Patient.Name
+	}
+	if event == eventAppointmentStatusChanged {
+		return patient + ": " + statusName(d.PreviousStatus) + " -> " + statusName(d.Status)
+	}
+	parts := []string{patient}
+	if d.Doctor != nil && d.Doctor.Name != "" {
+		parts = append(parts, "with", d.Doctor.Name)
+	}
+	if event == eventAppointmentUpdated && len(d.Date) >= len(time.DateOnly) {
+		parts = append(parts, d.Date[:len(time.DateOnly)])
+	}
+	if d.StartTime != "" {
+		parts = append(parts, d.StartTime)
+	}
+	if event == eventAppointmentUpdated && d.Status != nil {
+		parts = append(parts, "("+statusName(d.Status)+")")
+	}
+	return strings.Join(parts, " ")
+}
+
+func doctorSummary(event string, d *payload) string {
+	name := d.Name
+	if name == "" {
+		name = "(no name)"
+	}
+	n := len(d.DoctorProcedures)
+	procedures := fmt.Sprintf("%d procedures", n)
+	if n == 1 {
+		procedures = "1 procedure"
+	}
+	switch event {
+	case eventDoctorCreated:
+		return name + " (" + procedures + ")"
+	case eventDoctorUpdated:
+		busy := "available"
+		if d.IsBusy {
+			busy = "busy"
+		}
+		return name + " (" + procedures + ", " + busy + ")"
+	case eventDoctorBusy:
+		return name + " is busy"
+	case eventDoctorDeleted:
+		return name
+	}
+	return name + " (" + procedures + ")"
+}
+
+// statusName is a status's name, "(none)" for a null one.
+func statusName(s *named) string {
+	switch {
+	case s == nil:
+		return "(none)"
+	case s.Name == "":
+		return fmt.Sprintf("status %d", s.ID)
+	}
+	return s.Name
 }

@@ -230,7 +230,8 @@ VALUES (current_date, $1, $1, 1, 1, 1, 1) RETURNING id`, start).Scan(&id)
 
 var eventLine = regexp.MustCompile(`^\d\d:\d\d:\d\d (\S+) #(\d+) (.*)$`)
 
-// TestLines: one line per event, in the documented format, for the three events.
+// TestLines: one line per event, in the documented format, for every event of an
+// appointment's day and a doctor's, as the clinic app's writes make them.
 func TestLines(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
@@ -240,7 +241,15 @@ func TestLines(t *testing.T) {
 	id := b.book(t, "09:00")
 	b.exec(t, `INSERT INTO appointments (date, "startTime", "endTime", "doctorId", "patientId", "statusId", "accountId")
 VALUES (current_date, '10:00', '10:15', 3, 4, 1, 2)`) // account 2: not ours
-	b.exec(t, `UPDATE appointments SET "statusId" = 2 WHERE id = $1`, id)
+	for _, status := range []int{2, 3, 4} { // Check-in, Em atendimento, Finalizado
+		b.exec(t, `UPDATE appointments SET "statusId" = $2, "updatedAt" = now() WHERE id = $1`, id, status)
+	}
+	b.exec(t, `UPDATE appointments SET date = current_date + 1, "startTime" = '10:30', "endTime" = '10:45' WHERE id = $1`, id)
+	b.exec(t, `UPDATE appointments SET "deletedAt" = now() WHERE id = $1`, id)
+	var tomorrow string
+	if err := b.db.QueryRow(t.Context(), `SELECT to_char(current_date + 1, 'YYYY-MM-DD')`).Scan(&tomorrow); err != nil {
+		t.Fatal(err)
+	}
 	tx, err := b.db.Begin(t.Context())
 	if err != nil {
 		t.Fatal(err)
@@ -255,11 +264,37 @@ VALUES (current_date, '10:00', '10:15', 3, 4, 1, 2)`) // account 2: not ours
 	if err := tx.Commit(t.Context()); err != nil {
 		t.Fatal(err)
 	}
+	b.exec(t, `UPDATE doctors SET phone = '(81) 91111-2222' WHERE id = $1`, doctor)
+	b.exec(t, `UPDATE doctors SET "isBusy" = true WHERE id = $1`, doctor)
+	b.exec(t, `UPDATE doctors SET "deletedAt" = now() WHERE id = $1`, doctor)
 
+	const who = "João Silva with Dr. Victor"
 	want := []struct{ event, summary string }{
-		{"appointments.created", "João Silva with Dr. Victor 09:00"},
-		{"appointments.checkin", "João Silva with Dr. Victor 09:00"},
+		{"appointments.created", who + " 09:00"},
+		{"appointments.updated", ""}, // the status changes' updated lines: set below
+		{"appointments.status.changed", "João Silva: Agendado -> Check-in"},
+		{"appointments.checkin", who + " 09:00"},
+		{"appointments.updated", ""},
+		{"appointments.status.changed", "João Silva: Check-in -> Em atendimento"},
+		{"appointments.serving", who + " 09:00"},
+		{"appointments.updated", ""},
+		{"appointments.status.changed", "João Silva: Em atendimento -> Finalizado"},
+		{"appointments.finished", who + " 09:00"},
+		{"appointments.updated", who + " " + tomorrow + " 10:30 (Finalizado)"},
+		{"appointments.deleted", who + " 10:30"},
 		{"doctors.created", "Dra. Ana Lima (2 procedures)"},
+		{"doctors.updated", "Dra. Ana Lima (2 procedures, available)"},
+		{"doctors.updated", "Dra. Ana Lima (2 procedures, busy)"},
+		{"doctors.busy", "Dra. Ana Lima is busy"},
+		{"doctors.deleted", "Dra. Ana Lima"},
+	}
+	// Those carry today's date and the new status.
+	var today string
+	if err := b.db.QueryRow(t.Context(), `SELECT to_char(current_date, 'YYYY-MM-DD')`).Scan(&today); err != nil {
+		t.Fatal(err)
+	}
+	for i, status := range []string{"Check-in", "Em atendimento", "Finalizado"} {
+		want[1+3*i].summary = who + " " + today + " 09:00 (" + status + ")"
 	}
 	var last int64
 	for _, wl := range want {
@@ -510,6 +545,21 @@ func TestSummary(t *testing.T) {
 		{"doctors.created", `{"id":7,"name":"Dra. Y","doctorProcedures":[{"id":1}]}`, false, "doctors.created #9 Dra. Y (1 procedure)"},
 		{"doctors.created", `{"id":7,"name":"Dra. Z","doctorProcedures":[]}`, false, "doctors.created #9 Dra. Z (0 procedures)"},
 		{"doctors.created", `{"id":7,"accountId":1}`, true, "doctors.created #9 doctor 7 (gone before it could be read)"},
+		{"appointments.updated", `{"id":1,"date":"2025-01-24T00:00:00.000Z","startTime":"10:00","doctor":{"name":"Dr. Victor"},"patient":{"name":"João Silva"},"status":{"id":1,"name":"Agendado"}}`, false, "appointments.updated #9 João Silva with Dr. Victor 2025-01-24 10:00 (Agendado)"},
+		{"appointments.updated", `{"id":1,"startTime":"10:00","patient":{"name":"Ana"},"status":null}`, false, "appointments.updated #9 Ana 10:00"},
+		{"appointments.status.changed", `{"id":123,"patient":{"name":"João Silva"},"status":{"id":2,"name":"Check-in"},"previousStatus":{"id":1,"name":"Agendado"}}`, false, "appointments.status.changed #9 João Silva: Agendado -> Check-in"},
+		{"appointments.status.changed", `{"id":123,"patient":null,"status":{"id":2,"name":"Check-in"},"previousStatus":null}`, false, "appointments.status.changed #9 (no patient): (none) -> Check-in"},
+		{"appointments.status.changed", `{"id":123,"patient":{"name":"Ana"},"status":{"id":6},"previousStatus":{"id":2,"name":"Check-in"}}`, false, "appointments.status.changed #9 Ana: Check-in -> status 6"},
+		{"appointments.serving", `{"id":1,"startTime":"09:00","doctor":{"name":"Dr. Victor"},"patient":{"name":"João Silva"}}`, false, "appointments.serving #9 João Silva with Dr. Victor 09:00"},
+		{"appointments.finished", `{"id":1,"startTime":"09:00","patient":{"name":"João Silva"}}`, false, "appointments.finished #9 João Silva 09:00"},
+		{"appointments.deleted", `{"id":1,"startTime":"09:00","doctor":{"name":"Dr. Victor"},"patient":{"name":"João Silva"},"deletedAt":"2025-01-23T10:00:00.000Z"}`, false, "appointments.deleted #9 João Silva with Dr. Victor 09:00"},
+		{"appointments.deleted", `{"id":55,"accountId":1}`, true, "appointments.deleted #9 appointment 55 (gone before it could be read)"},
+		{"doctors.updated", `{"id":7,"name":"Dr. X","isBusy":false,"doctorProcedures":[{"id":1}]}`, false, "doctors.updated #9 Dr. X (1 procedure, available)"},
+		{"doctors.updated", `{"id":7,"name":"Dr. X","isBusy":true,"doctorProcedures":[]}`, false, "doctors.updated #9 Dr. X (0 procedures, busy)"},
+		{"doctors.busy", `{"id":7,"name":"Dr. X","isBusy":true,"doctorProcedures":[]}`, false, "doctors.busy #9 Dr. X is busy"},
+		{"doctors.deleted", `{"id":7,"name":"Dr. X","deletedAt":"2025-01-23T10:00:00.000Z","doctorProcedures":[]}`, false, "doctors.deleted #9 Dr. X"},
+		{"doctors.deleted", `{"id":7,"accountId":1}`, true, "doctors.deleted #9 doctor 7 (gone before it could be read)"},
+		{"doctors.something", `{"id":7,"name":"Dr. X","doctorProcedures":[{"id":1},{"id":2}]}`, false, "doctors.something #9 Dr. X (2 procedures)"},
 		{"something.else", `{"id":7}`, false, "something.else #9"},
 		{"appointments.created", `not json`, false, "appointments.created #9"},
 	} {

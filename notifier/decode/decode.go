@@ -1,91 +1,181 @@
 // Package decode turns what the listener read (a NOTIFY payload or an event-log row,
 // both in the format of the SQL function notifier.payload) into a Change: which event,
-// which row, which account. Pure functions; fuzzed.
+// which row, which account. Event names are those of the rules installed in the
+// database (notifier.rule_events); a Catalog gives each a Kind, a small number the hub
+// filters on with a bit set. Pure functions over a Catalog; fuzzed.
 package decode
 
 import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
 )
 
-// Kind is an event the notifier knows. The zero Kind is not an event.
+// Kind is an event of a Catalog. The zero Kind is not an event.
 type Kind uint8
 
-// The events, in the order of the bit each takes in a Set.
+// The built-in clinic events (triggers/clinic.yaml), at fixed Kinds in every Catalog.
 const (
 	AppointmentCreated Kind = iota + 1
+	AppointmentUpdated
+	AppointmentStatusChanged
 	AppointmentCheckin
+	AppointmentServing
+	AppointmentFinished
+	AppointmentDeleted
 	DoctorCreated
-	numKinds
+	DoctorUpdated
+	DoctorBusy
+	DoctorDeleted
+	numBuiltin
 )
 
-// Table is the application table whose row an event describes.
-type Table uint8
+// MaxKinds is how many event names one process can know (a Set is 64 bits).
+const MaxKinds = 63
 
-// The application tables events come from.
-const (
-	Appointments Table = iota + 1
-	Doctors
-)
-
-var names = [numKinds]string{
-	AppointmentCreated: "appointments.created",
-	AppointmentCheckin: "appointments.checkin",
-	DoctorCreated:      "doctors.created",
+var builtin = [numBuiltin]struct{ name, rule string }{
+	AppointmentCreated:       {"appointments.created", "appointments"},
+	AppointmentUpdated:       {"appointments.updated", "appointments"},
+	AppointmentStatusChanged: {"appointments.status.changed", "appointments"},
+	AppointmentCheckin:       {"appointments.checkin", "appointments"},
+	AppointmentServing:       {"appointments.serving", "appointments"},
+	AppointmentFinished:      {"appointments.finished", "appointments"},
+	AppointmentDeleted:       {"appointments.deleted", "appointments"},
+	DoctorCreated:            {"doctors.created", "doctors"},
+	DoctorUpdated:            {"doctors.updated", "doctors"},
+	DoctorBusy:               {"doctors.busy", "doctors"},
+	DoctorDeleted:            {"doctors.deleted", "doctors"},
 }
 
-// Kinds lists every event the notifier knows, in Kind order.
-func Kinds() []Kind { return []Kind{AppointmentCreated, AppointmentCheckin, DoctorCreated} }
-
-// String returns the event's wire name, as clients subscribe to it.
+// String returns a built-in event's wire name; other Kinds have theirs in a Catalog.
 func (k Kind) String() string {
-	if k == 0 || k >= numKinds {
+	if k == 0 || k >= numBuiltin {
 		return fmt.Sprintf("kind(%d)", uint8(k))
 	}
-	return names[k]
-}
-
-// Table returns the table whose row the event carries.
-func (k Kind) Table() Table {
-	if k == DoctorCreated {
-		return Doctors
-	}
-	return Appointments
-}
-
-// ParseKind returns the Kind named name.
-func ParseKind(name string) (Kind, bool) {
-	for k := AppointmentCreated; k < numKinds; k++ {
-		if names[k] == name {
-			return k, true
-		}
-	}
-	return 0, false
+	return builtin[k].name
 }
 
 // Set is a set of Kinds, one bit each; the zero Set is empty.
-type Set uint32
+type Set uint64
 
-// AllKinds is the Set of every known Kind.
-const AllKinds Set = 1<<numKinds - 2
+// AllKinds is the Set of every Kind a Catalog can hold.
+const AllKinds Set = ^Set(0) &^ 1
 
 // Has reports whether k is in s.
-func (s Set) Has(k Kind) bool { return s&(1<<k) != 0 }
+func (s Set) Has(k Kind) bool { return k < 64 && s&(1<<k) != 0 }
 
 // With returns s plus k.
 func (s Set) With(k Kind) Set { return s | 1<<k }
 
-// ErrUnknownEvent is returned for an event name the notifier does not know.
+// ErrUnknownEvent is returned for an event name the Catalog does not know.
 var ErrUnknownEvent = errors.New("unknown event")
 
+// ErrCatalogFull is returned by Catalog.Add beyond MaxKinds names.
+var ErrCatalogFull = fmt.Errorf("more than %d event names", MaxKinds)
+
+// Catalog names the events of a deployment: the built-in clinic events, then every
+// event the database's rules install or the service relays, in the order first added.
+// It only grows: a Kind names one event for the life of the process. Safe for
+// concurrent use; reads take no lock.
+type Catalog struct {
+	mu   sync.Mutex // serialises Add
+	snap atomic.Pointer[catalogSnap]
+}
+
+type catalogSnap struct {
+	names []string // by Kind
+	rules []string // by Kind: the rule emitting it, "" if none
+	kinds map[string]Kind
+}
+
+// NewCatalog returns a Catalog holding the built-in events.
+func NewCatalog() *Catalog {
+	s := &catalogSnap{names: make([]string, numBuiltin), rules: make([]string, numBuiltin), kinds: map[string]Kind{}}
+	for k := AppointmentCreated; k < numBuiltin; k++ {
+		s.names[k], s.rules[k] = builtin[k].name, builtin[k].rule
+		s.kinds[builtin[k].name] = k
+	}
+	c := &Catalog{}
+	c.snap.Store(s)
+	return c
+}
+
+// Add gives name a Kind, or returns the one it has; rule is the rule that emits it
+// now ("" for none: a relayed event).
+func (c *Catalog) Add(name, rule string) (Kind, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := c.snap.Load()
+	if k, ok := old.kinds[name]; ok && old.rules[k] == rule {
+		return k, nil
+	}
+	s := &catalogSnap{names: old.names, rules: append([]string(nil), old.rules...), kinds: old.kinds}
+	k, ok := old.kinds[name]
+	if !ok {
+		if len(old.names) > MaxKinds {
+			return 0, fmt.Errorf("event %q: %w", name, ErrCatalogFull)
+		}
+		k = Kind(len(old.names))
+		s.names = append(append([]string(nil), old.names...), name)
+		s.rules = append(s.rules, rule)
+		s.kinds = make(map[string]Kind, len(old.kinds)+1)
+		for n, v := range old.kinds {
+			s.kinds[n] = v
+		}
+		s.kinds[name] = k
+	}
+	s.rules[k] = rule
+	c.snap.Store(s)
+	return k, nil
+}
+
+// Kind returns the Kind of the event named name.
+func (c *Catalog) Kind(name string) (Kind, bool) {
+	k, ok := c.snap.Load().kinds[name]
+	return k, ok
+}
+
+// Name returns k's wire name, as clients subscribe to it.
+func (c *Catalog) Name(k Kind) string {
+	s := c.snap.Load()
+	if k == 0 || int(k) >= len(s.names) {
+		return fmt.Sprintf("kind(%d)", uint8(k))
+	}
+	return s.names[k]
+}
+
+// Rule returns the rule that emits k ("" for none).
+func (c *Catalog) Rule(k Kind) string {
+	s := c.snap.Load()
+	if int(k) >= len(s.rules) {
+		return ""
+	}
+	return s.rules[k]
+}
+
+// Kinds lists every Kind the Catalog holds, in Kind order.
+func (c *Catalog) Kinds() []Kind {
+	n := len(c.snap.Load().names)
+	out := make([]Kind, 0, n-1)
+	for k := Kind(1); int(k) < n; k++ {
+		out = append(out, k)
+	}
+	return out
+}
+
+// Names lists every event name the Catalog holds, in Kind order.
+func (c *Catalog) Names() []string { return append([]string(nil), c.snap.Load().names[1:]...) }
+
 // ParseSet parses event names into a Set; an unknown name is an error naming it.
-func ParseSet(names []string) (Set, error) {
+func (c *Catalog) ParseSet(names []string) (Set, error) {
 	var s Set
 	for _, n := range names {
-		k, ok := ParseKind(n)
+		k, ok := c.Kind(n)
 		if !ok {
-			return 0, fmt.Errorf("%w %q", ErrUnknownEvent, n)
+			return 0, fmt.Errorf("%w %q (known: %s)", ErrUnknownEvent, n, strings.Join(c.Names(), ", "))
 		}
 		s = s.With(k)
 	}
@@ -112,8 +202,9 @@ type wire struct {
 }
 
 // Payload decodes one payload of the form {"id":1,"event":"appointments.created","row":2,"account":3}.
-// Every field is required; ids must be positive and the event known.
-func Payload(p []byte) (Change, error) {
+// Every field is required; ids must be positive and the event in the Catalog (an
+// unknown one wraps ErrUnknownEvent too).
+func (c *Catalog) Payload(p []byte) (Change, error) {
 	var w wire
 	if err := json.Unmarshal(p, &w); err != nil {
 		return Change{}, fmt.Errorf("%w: %v", ErrPayload, err)
@@ -128,7 +219,7 @@ func Payload(p []byte) (Change, error) {
 	case w.Account == nil || *w.Account <= 0:
 		return Change{}, fmt.Errorf("%w: account missing or not positive", ErrPayload)
 	}
-	k, ok := ParseKind(*w.Event)
+	k, ok := c.Kind(*w.Event)
 	if !ok {
 		return Change{}, fmt.Errorf("%w: %w %q", ErrPayload, ErrUnknownEvent, *w.Event)
 	}

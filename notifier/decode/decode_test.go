@@ -2,6 +2,7 @@ package decode
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 )
 
@@ -16,7 +17,8 @@ func TestPayload(t *testing.T) {
 		{"created", `{"id":1,"event":"appointments.created","row":2,"account":3}`, Change{1, AppointmentCreated, 2, 3}, false},
 		{"checkin", `{"id":9007199254740993,"event":"appointments.checkin","row":2,"account":3}`, Change{9007199254740993, AppointmentCheckin, 2, 3}, false},
 		{"doctor", `{"id":5,"event":"doctors.created","row":7,"account":1}`, Change{5, DoctorCreated, 7, 1}, false},
-		{"unknown event", `{"id":1,"event":"doctors.deleted","row":2,"account":3}`, Change{}, true},
+		{"unknown event", `{"id":1,"event":"doctors.fired","row":2,"account":3}`, Change{}, true},
+		{"rule event", `{"id":1,"event":"message_created","row":2,"account":3}`, Change{1, DoctorDeleted + 1, 2, 3}, false},
 		{"missing id", `{"event":"doctors.created","row":2,"account":3}`, Change{}, true},
 		{"zero id", `{"id":0,"event":"doctors.created","row":2,"account":3}`, Change{}, true},
 		{"negative account", `{"id":1,"event":"doctors.created","row":2,"account":-3}`, Change{}, true},
@@ -31,7 +33,11 @@ func TestPayload(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got, err := Payload([]byte(tt.in))
+			c := NewCatalog()
+			if _, err := c.Add("message_created", "messages"); err != nil {
+				t.Fatal(err)
+			}
+			got, err := c.Payload([]byte(tt.in))
 			if tt.wantErr {
 				if !errors.Is(err, ErrPayload) {
 					t.Fatalf("Payload(%q) error = %v, want ErrPayload", tt.in, err)
@@ -45,29 +51,45 @@ func TestPayload(t *testing.T) {
 	}
 }
 
-func TestKindsAndSets(t *testing.T) {
+func TestCatalog(t *testing.T) {
 	t.Parallel()
-	for _, k := range Kinds() {
-		got, ok := ParseKind(k.String())
-		if !ok || got != k {
-			t.Fatalf("ParseKind(%q) = %v, %v", k.String(), got, ok)
+	c := NewCatalog()
+	for _, k := range c.Kinds() {
+		got, ok := c.Kind(c.Name(k))
+		if !ok || got != k || c.Name(k) != k.String() {
+			t.Fatalf("Kind(%q) = %v, %v", c.Name(k), got, ok)
 		}
 		if !AllKinds.Has(k) {
 			t.Fatalf("AllKinds lacks %v", k)
 		}
 	}
-	if AllKinds.Has(0) || AllKinds.Has(numKinds) {
-		t.Fatal("AllKinds has a kind that does not exist")
+	if AllKinds.Has(0) {
+		t.Fatal("AllKinds has the zero kind")
 	}
-	s, err := ParseSet([]string{"doctors.created"})
-	if err != nil || !s.Has(DoctorCreated) || s.Has(AppointmentCreated) {
+	k, err := c.Add("message_created", "messages")
+	if err != nil || c.Name(k) != "message_created" || c.Rule(k) != "messages" {
+		t.Fatalf("Add = %v, %v (%q, %q)", k, err, c.Name(k), c.Rule(k))
+	}
+	if again, err := c.Add("message_created", ""); err != nil || again != k || c.Rule(k) != "" {
+		t.Fatalf("Add again = %v, %v, rule %q: a name keeps its Kind, takes its new rule", again, err, c.Rule(k))
+	}
+	s, err := c.ParseSet([]string{"doctors.created", "message_created"})
+	if err != nil || !s.Has(DoctorCreated) || !s.Has(k) || s.Has(AppointmentCreated) {
 		t.Fatalf("ParseSet = %b, %v", s, err)
 	}
-	if _, err := ParseSet([]string{"nope"}); !errors.Is(err, ErrUnknownEvent) {
+	if _, err := c.ParseSet([]string{"nope"}); !errors.Is(err, ErrUnknownEvent) {
 		t.Fatalf("ParseSet(nope) error = %v", err)
 	}
-	if DoctorCreated.Table() != Doctors || AppointmentCheckin.Table() != Appointments {
-		t.Fatal("Table mapping wrong")
+	for i := len(c.Kinds()) + 1; i <= MaxKinds; i++ {
+		if _, err := c.Add(fmt.Sprintf("e%d", i), "r"); err != nil {
+			t.Fatalf("Add #%d: %v", i, err)
+		}
+	}
+	if _, err := c.Add("one_too_many", "r"); !errors.Is(err, ErrCatalogFull) {
+		t.Fatalf("Add beyond MaxKinds: %v", err)
+	}
+	if !AllKinds.Has(Kind(MaxKinds)) {
+		t.Fatal("AllKinds lacks the last Kind")
 	}
 }
 
@@ -77,8 +99,9 @@ func FuzzPayload(f *testing.F) {
 	f.Add([]byte(`{"id":1,"event":"appointments.checkin","row":2,"acc`))
 	f.Add([]byte(`{"id":-1}`))
 	f.Add([]byte(`junk from a hand-run NOTIFY`))
+	cat := NewCatalog()
 	f.Fuzz(func(t *testing.T, p []byte) {
-		c, err := Payload(p)
+		c, err := cat.Payload(p)
 		if err != nil {
 			if !errors.Is(err, ErrPayload) {
 				t.Fatalf("error %v does not wrap ErrPayload", err)

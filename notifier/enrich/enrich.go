@@ -8,11 +8,13 @@
 //
 // # Invariants
 //
-// A burst costs one round trip of at most two queries (appointments, doctors), each
-// `= ANY($1)` over the burst's event ids, whatever its size. Events keep the order and
-// the ids of their Changes. The row's own columns are those the log recorded at its
-// commit (notifier.events.row_data); joined rows are read now and only from the event's
-// account. An error the database raises for some rows only (a data exception, a policy
+// A burst costs one round trip of one query per rule whose events it holds (the
+// rule's enrichment function, notifier.enrich_<rule>, installed by its migration), each
+// over the burst's event ids, whatever its size. Events keep the order and the ids of
+// their Changes. The row's own columns are those the log recorded at its commit
+// (notifier.events.row_data); the clinic's functions read joined rows now and only from
+// the event's account. An event whose rule is gone (removed by a migration since it
+// committed) is Partial. An error the database raises for some rows only (a data exception, a policy
 // that raises) makes those events Partial, the rest of the burst unaffected; any other
 // failure (connection lost, statement timeout, too many connections, a server starting
 // up, a missing table) is returned, for the caller to retry: a transient failure never
@@ -32,16 +34,17 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgnotifier/notifier/notifier/decode"
-	"github.com/pgnotifier/notifier/sql"
 )
 
 // Event is an enriched Change, ready to encode once and fan out.
 type Event struct {
 	ID        int64
 	Kind      decode.Kind
+	Name      string // the event's wire name (Kind's in the Catalog)
 	AccountID int64
 	Data      []byte // compact JSON object, the seed contract's payload
 	Partial   bool   // the row could not be enriched; Data holds only id and accountId
+	Origin    string // a relayed event's sender (notifier.events.origin), never delivered it back; "" for the database's
 }
 
 // Batcher sends a batch of queries in one round trip; *pgxpool.Pool, *pgx.Conn and pgx.Tx all are.
@@ -51,17 +54,22 @@ type Batcher interface {
 
 // Enricher runs the enrichment queries.
 type Enricher struct {
-	db     Batcher
-	logger *slog.Logger
+	db      Batcher
+	catalog *decode.Catalog
+	logger  *slog.Logger
 }
 
-// New returns an Enricher reading through db. db's sessions should use TimeZone UTC
-// so timestamptz columns render in UTC (timestamp columns are taken as UTC already).
-func New(db Batcher, logger *slog.Logger) *Enricher {
+// New returns an Enricher reading through db, naming events and their rules by
+// catalog (nil: the built-in events only). db's sessions should use TimeZone UTC so
+// timestamptz columns render in UTC (timestamp columns are taken as UTC already).
+func New(db Batcher, catalog *decode.Catalog, logger *slog.Logger) *Enricher {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Enricher{db: db, logger: logger.With("component", "enrich")}
+	if catalog == nil {
+		catalog = decode.NewCatalog()
+	}
+	return &Enricher{db: db, catalog: catalog, logger: logger.With("component", "enrich")}
 }
 
 // Enrich returns one Event per Change, in order. An error means nothing of the burst
@@ -73,7 +81,7 @@ func (e *Enricher) Enrich(ctx context.Context, changes []decode.Change) ([]Event
 	if len(changes) == 0 {
 		return nil, nil
 	}
-	appts, docs, err := e.query(ctx, changes)
+	payloads, origins, err := e.query(ctx, changes)
 	if err != nil {
 		if ctx.Err() != nil || !RowError(err) {
 			return nil, err
@@ -83,7 +91,7 @@ func (e *Enricher) Enrich(ctx context.Context, changes []decode.Change) ([]Event
 	}
 	events := make([]Event, len(changes))
 	for i, c := range changes {
-		events[i] = e.event(ctx, c, appts, docs)
+		events[i] = e.event(ctx, c, payloads, origins)
 	}
 	return events, nil
 }
@@ -109,94 +117,115 @@ func RowError(err error) bool {
 func (e *Enricher) oneByOne(ctx context.Context, changes []decode.Change) ([]Event, error) {
 	events := make([]Event, len(changes))
 	for i, c := range changes {
-		appts, docs, err := e.query(ctx, changes[i:i+1])
+		payloads, origins, err := e.query(ctx, changes[i:i+1])
 		if err != nil {
 			if ctx.Err() != nil || !RowError(err) {
 				return nil, err
 			}
-			e.logger.ErrorContext(ctx, "enrichment failed for event, sending it partial", "event_id", c.ID, "event", c.Kind.String(), "row_id", c.RowID, "account_id", c.AccountID, "error", err)
-			events[i] = Event{ID: c.ID, Kind: c.Kind, AccountID: c.AccountID, Data: partial(c), Partial: true}
+			e.logger.ErrorContext(ctx, "enrichment failed for event, sending it partial", "event_id", c.ID, "event", e.catalog.Name(c.Kind), "row_id", c.RowID, "account_id", c.AccountID, "error", err)
+			events[i] = e.partial(c)
 			continue
 		}
-		events[i] = e.event(ctx, c, appts, docs)
+		events[i] = e.event(ctx, c, payloads, origins)
 	}
 	return events, nil
 }
 
 // event builds c's Event from the payloads read; an event the log no longer holds with
 // its row (pruned meanwhile, or written before the log recorded rows) is Partial.
-func (e *Enricher) event(ctx context.Context, c decode.Change, appts, docs map[int64][]byte) Event {
-	data := appts
-	if c.Kind.Table() == decode.Doctors {
-		data = docs
+// origins holds the senders of relayed events.
+func (e *Enricher) event(ctx context.Context, c decode.Change, payloads map[int64][]byte, origins map[int64]string) Event {
+	data := payloads[c.ID]
+	if data == nil {
+		e.logger.WarnContext(ctx, "event not enriched (its row is not in the log, or its rule is gone)", "event_id", c.ID, "event", e.catalog.Name(c.Kind), "row_id", c.RowID, "account_id", c.AccountID)
+		return e.partial(c)
 	}
-	ev := Event{ID: c.ID, Kind: c.Kind, AccountID: c.AccountID, Data: data[c.ID]}
-	if ev.Data == nil {
-		ev.Partial = true
-		ev.Data = partial(c)
-		e.logger.WarnContext(ctx, "event's row not in the log", "event_id", c.ID, "event", c.Kind.String(), "row_id", c.RowID, "account_id", c.AccountID)
-	}
-	return ev
+	return Event{ID: c.ID, Kind: c.Kind, Name: e.catalog.Name(c.Kind), AccountID: c.AccountID, Data: data, Origin: origins[c.ID]}
 }
 
-// query runs the enrichment queries for changes in one round trip and returns the
-// payloads by event id.
-func (e *Enricher) query(ctx context.Context, changes []decode.Change) (appts, docs map[int64][]byte, err error) {
-	var apptIDs, docIDs []int64
+func (e *Enricher) partial(c decode.Change) Event {
+	return Event{ID: c.ID, Kind: c.Kind, Name: e.catalog.Name(c.Kind), AccountID: c.AccountID, Data: partial(c), Partial: true}
+}
+
+// loggedRow is the payload of an event no rule emits (a relayed one), what the log
+// holds, and its sender.
+const loggedRow = "SELECT e.id, e.row_data::text, coalesce(e.origin, '') FROM notifier.events e WHERE e.id = ANY($1) AND e.row_data IS NOT NULL"
+
+// query runs the enrichment function of each rule changes come from, in one round
+// trip, and returns the payloads by event id, and the senders of relayed events.
+func (e *Enricher) query(ctx context.Context, changes []decode.Change) (map[int64][]byte, map[int64]string, error) {
+	var rules []string
+	ids := map[string][]int64{}
 	for _, c := range changes {
-		if c.Kind.Table() == decode.Doctors {
-			docIDs = append(docIDs, c.ID)
-		} else {
-			apptIDs = append(apptIDs, c.ID)
+		r := e.catalog.Rule(c.Kind)
+		if _, ok := ids[r]; !ok {
+			rules = append(rules, r)
 		}
+		ids[r] = append(ids[r], c.ID)
 	}
+	out := make(map[int64][]byte, len(changes))
+	var origins map[int64]string
 	var b pgx.Batch
-	if len(apptIDs) > 0 {
-		b.Queue(sql.Appointments, apptIDs)
-	}
-	if len(docIDs) > 0 {
-		b.Queue(sql.Doctors, docIDs)
+	for _, r := range rules {
+		q := loggedRow
+		if r != "" {
+			q = "SELECT id, payload::text FROM notifier." + pgx.Identifier{"enrich_" + r}.Sanitize() + "($1)"
+		}
+		b.Queue(q, ids[r])
 	}
 	res := e.db.SendBatch(ctx, &b)
 	defer res.Close()
-	if len(apptIDs) > 0 {
-		if appts, err = readRows(res, len(apptIDs)); err != nil {
-			return nil, nil, fmt.Errorf("enrich %d appointments: %w", len(apptIDs), err)
+	for _, r := range rules {
+		var dst map[int64]string // only loggedRow reads the sender
+		if r == "" {
+			origins = make(map[int64]string, len(ids[r]))
+			dst = origins
 		}
-	}
-	if len(docIDs) > 0 {
-		if docs, err = readRows(res, len(docIDs)); err != nil {
-			return nil, nil, fmt.Errorf("enrich %d doctors: %w", len(docIDs), err)
+		if err := readRows(res, out, dst); err != nil {
+			var pgErr *pgconn.PgError
+			if errors.As(err, &pgErr) && pgErr.Code == "42883" { // undefined_function: the rule is gone
+				e.logger.WarnContext(ctx, "rule has no enrichment function (removed since its events committed)", "rule", r, "events", len(ids[r]))
+				continue
+			}
+			return nil, nil, fmt.Errorf("enrich %d events of rule %s: %w", len(ids[r]), r, err)
 		}
 	}
 	if err := res.Close(); err != nil {
 		return nil, nil, fmt.Errorf("enrich: %w", err)
 	}
-	return appts, docs, nil
+	return out, origins, nil
 }
 
-// readRows reads one query's (event id, json) rows, compacting PostgreSQL's spaced JSON.
-func readRows(res pgx.BatchResults, n int) (map[int64][]byte, error) {
+// readRows reads one query's (event id, json) rows into out, compacting PostgreSQL's
+// spaced JSON; with origins, the rows are loggedRow's, whose third column it reads.
+func readRows(res pgx.BatchResults, out map[int64][]byte, origins map[int64]string) error {
 	rows, err := res.Query()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer rows.Close()
-	out := make(map[int64][]byte, n)
 	var raw []byte
 	for rows.Next() {
 		var id int64
-		if err := rows.Scan(&id, &raw); err != nil {
-			return nil, fmt.Errorf("scan: %w", err)
+		var err error
+		if origins != nil {
+			var origin string
+			err = rows.Scan(&id, &raw, &origin)
+			origins[id] = origin
+		} else {
+			err = rows.Scan(&id, &raw)
+		}
+		if err != nil {
+			return fmt.Errorf("scan: %w", err)
 		}
 		var buf bytes.Buffer
 		buf.Grow(len(raw))
 		if err := json.Compact(&buf, raw); err != nil {
-			return nil, fmt.Errorf("row %d: compact json: %w", id, err)
+			return fmt.Errorf("row %d: compact json: %w", id, err)
 		}
 		out[id] = buf.Bytes()
 	}
-	return out, rows.Err()
+	return rows.Err()
 }
 
 // partial is the payload of an event whose row is gone: what the log knows.

@@ -75,14 +75,14 @@ SELECT '2025-01-23', '09:00', '09:15', 1, 1, 1, 1 FROM generate_series(1, 300)`)
 		if err := rows.Scan(&c.ID, &ev, &c.RowID, &c.AccountID); err != nil {
 			t.Fatal(err)
 		}
-		c.Kind, _ = decode.ParseKind(ev)
+		c.Kind, _ = decode.NewCatalog().Kind(ev)
 		changes = append(changes, c)
 	}
 	if rows.Err() != nil || len(changes) != 353 { // 3 seeded doctors + 300 + 50
 		t.Fatalf("changes: %d, %v", len(changes), rows.Err())
 	}
 	before := tr.queries.Load()
-	events, err := enrich.New(p, nil).Enrich(t.Context(), changes)
+	events, err := enrich.New(p, nil, nil).Enrich(t.Context(), changes)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +125,7 @@ func TestMissingRowIsPartial(t *testing.T) {
 		{ID: 11, Kind: decode.AppointmentCreated, RowID: 999999, AccountID: 1},
 		{ID: 12, Kind: decode.DoctorCreated, RowID: 888888, AccountID: 2},
 	}
-	events, err := enrich.New(p, nil).Enrich(t.Context(), changes)
+	events, err := enrich.New(p, nil, nil).Enrich(t.Context(), changes)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +147,7 @@ func logChanges(t testing.TB, p *pgxpool.Pool, event string) []decode.Change {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kind, _ := decode.ParseKind(event)
+	kind, _ := decode.NewCatalog().Kind(event)
 	changes, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (decode.Change, error) {
 		c := decode.Change{Kind: kind}
 		return c, r.Scan(&c.ID, &c.RowID, &c.AccountID)
@@ -180,14 +180,16 @@ VALUES ('2025-01-23', '09:00', '09:15', 'crossed', 3, 4, 1, 1)`); err != nil {
 		t.Fatal(err)
 	}
 	changes := logChanges(t, p, "appointments.created")
-	events, err := enrich.New(p, nil).Enrich(ctx, changes)
+	events, err := enrich.New(p, nil, nil).Enrich(ctx, changes)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(events) != 2 {
-		t.Fatalf("%d events, want 2", len(events))
+	// The move makes the row appear in account 2 (a third created event, of account 2's
+	// own row and joins) and leave account 1.
+	if len(events) != 3 {
+		t.Fatalf("%d events, want 3", len(events))
 	}
-	var moved, crossed struct {
+	var moved, crossed, arrived struct {
 		AccountID int64
 		Notes     string
 		Doctor    *struct{ ID, AccountID int64 }
@@ -207,6 +209,26 @@ VALUES ('2025-01-23', '09:00', '09:15', 'crossed', 3, 4, 1, 1)`); err != nil {
 	}
 	if crossed.Doctor != nil || crossed.Patient != nil || strings.Contains(string(events[1].Data), "@") {
 		t.Errorf("row pointing at account 2's doctor and patient = %s, want neither", events[1].Data)
+	}
+	if err := json.Unmarshal(events[2].Data, &arrived); err != nil {
+		t.Fatal(err)
+	}
+	if events[2].AccountID != 2 || arrived.AccountID != 2 || arrived.Notes != "moved" || arrived.Doctor == nil || arrived.Doctor.AccountID != 2 || arrived.Patient == nil || arrived.Patient.AccountID != 2 {
+		t.Errorf("moved row's arrival = %s, want the row in account 2 with account 2's doctor and patient", events[2].Data)
+	}
+	gone := logChanges(t, p, "appointments.deleted")
+	if len(gone) != 1 || gone[0].AccountID != 1 {
+		t.Fatalf("deleted events %+v, want one, in account 1", gone)
+	}
+	left, err := enrich.New(p, nil, nil).Enrich(ctx, gone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(left[0].Data, &moved); err != nil {
+		t.Fatal(err)
+	}
+	if moved.AccountID != 1 || moved.Notes != "as committed" || moved.Doctor == nil || moved.Doctor.AccountID != 1 {
+		t.Errorf("account 1's deleted event = %s, want the row as it was in account 1, never account 2's", left[0].Data)
 	}
 }
 
@@ -242,7 +264,7 @@ func TestTransientErrorsAreNotPartial(t *testing.T) {
 	if _, err := tx.Exec(ctx, `SET LOCAL statement_timeout = 0; LOCK TABLE contacts IN ACCESS EXCLUSIVE MODE`); err != nil {
 		t.Fatal(err)
 	}
-	events, err := enrich.New(p, nil).Enrich(ctx, changes)
+	events, err := enrich.New(p, nil, nil).Enrich(ctx, changes)
 	if err == nil {
 		t.Fatalf("Enrich behind a lock succeeded: %+v", events)
 	}
@@ -252,7 +274,7 @@ func TestTransientErrorsAreNotPartial(t *testing.T) {
 	if err := tx.Rollback(ctx); err != nil {
 		t.Fatal(err)
 	}
-	events, err = enrich.New(p, nil).Enrich(ctx, changes)
+	events, err = enrich.New(p, nil, nil).Enrich(ctx, changes)
 	if err != nil || len(events) != 1 || events[0].Partial {
 		t.Fatalf("after the lock: %+v, %v", events, err)
 	}
@@ -283,10 +305,10 @@ func TestDatabaseErrorFailsTheBurst(t *testing.T) {
 	p, _ := pool(t)
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	if _, err := enrich.New(p, nil).Enrich(ctx, []decode.Change{{ID: 1, Kind: decode.DoctorCreated, RowID: 1, AccountID: 1}}); err == nil {
+	if _, err := enrich.New(p, nil, nil).Enrich(ctx, []decode.Change{{ID: 1, Kind: decode.DoctorCreated, RowID: 1, AccountID: 1}}); err == nil {
 		t.Fatal("Enrich with a dead context succeeded")
 	}
-	if ev, err := enrich.New(p, nil).Enrich(t.Context(), nil); ev != nil || err != nil {
+	if ev, err := enrich.New(p, nil, nil).Enrich(t.Context(), nil); ev != nil || err != nil {
 		t.Fatalf("empty burst = %v, %v", ev, err)
 	}
 }
@@ -307,7 +329,7 @@ SELECT '2025-01-23', '09:00', '09:15', 1, 1, 1, 1 FROM generate_series(1, 100)`)
 		b.Fatal(err)
 	}
 	changes := logChanges(b, p, "appointments.created")
-	e := enrich.New(p, nil)
+	e := enrich.New(p, nil, nil)
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := e.Enrich(b.Context(), changes); err != nil {

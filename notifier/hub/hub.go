@@ -305,10 +305,10 @@ func (r *room) wakeAll() {
 // at returns the i-th oldest message of the ring. r.mu must be held.
 func (r *room) at(i int) *Message { return r.ring[(r.start+i)%len(r.ring)] }
 
-// after appends to dst the messages with id > cursor of the given kinds, at most n of
-// them, and returns the id of the last message it looked at (cursor if none) and when
-// the first of them was published. r.mu must be held.
-func (r *room) after(cursor int64, kinds decode.Set, n int, dst []*Message) ([]*Message, int64, time.Time) {
+// after appends to dst the messages with id > cursor that s wants, at most n of them,
+// and returns the id of the last message it looked at (cursor if none) and when the
+// first of them was published. r.mu must be held.
+func (r *room) after(s *Subscription, cursor int64, n int, dst []*Message) ([]*Message, int64, time.Time) {
 	i := sort.Search(len(r.ring), func(i int) bool { return r.at(i).ID > cursor })
 	last := cursor
 	var first time.Time
@@ -318,7 +318,7 @@ func (r *room) after(cursor int64, kinds decode.Set, n int, dst []*Message) ([]*
 			first = m.published
 		}
 		last = m.ID
-		if kinds.Has(m.Kind) {
+		if s.wants(m) {
 			dst = append(dst, m)
 		}
 	}
@@ -358,6 +358,7 @@ type Subscription struct {
 	done    chan struct{}
 
 	// Owned by the Poll caller.
+	origin string    // messages with this Origin are not delivered; "" delivers all
 	cursor int64     // id of the last message handed out or skipped
 	joined time.Time // when it joined or last resynced: its lag is counted from then at the earliest
 	reset  uint64    // room.reset when it last looked: a Reset it has not seen if they differ
@@ -376,6 +377,16 @@ func (s *Subscription) Done() <-chan struct{} { return s.done }
 // Err returns why the subscription ended: ErrSlowConsumer, ErrShutdown or ErrClosed.
 // Only valid after Done is closed.
 func (s *Subscription) Err() error { return s.err }
+
+// SetOrigin makes the subscription skip the messages whose Origin is origin (those
+// its own connection sent, see Message.Origin), live and replayed; "" skips none. Call
+// it before the first Poll, from the goroutine that polls.
+func (s *Subscription) SetOrigin(origin string) { s.origin = origin }
+
+// wants reports whether m is for s: of its kinds, and not its own.
+func (s *Subscription) wants(m *Message) bool {
+	return s.kinds.Has(m.Kind) && (s.origin == "" || m.Origin != s.origin)
+}
 
 // Cursor returns the id of the last message Poll handed out or skipped.
 func (s *Subscription) Cursor() int64 { return s.cursor }
@@ -411,7 +422,7 @@ func (s *Subscription) Poll(ctx context.Context, dst []*Message) ([]*Message, er
 		if s.cursor >= floor {
 			var last int64
 			var first time.Time
-			dst, last, first = r.after(s.cursor, s.kinds, h.cfg.BatchSize, dst)
+			dst, last, first = r.after(s, s.cursor, h.cfg.BatchSize, dst)
 			r.mu.RUnlock()
 			if last == s.cursor {
 				return dst, nil
@@ -455,7 +466,7 @@ func (s *Subscription) Poll(ctx context.Context, dst []*Message) ([]*Message, er
 			return dst, fmt.Errorf("replay account %d after %d: no progress (next %d)", s.account, s.cursor, next)
 		}
 		for _, m := range msgs {
-			if s.kinds.Has(m.Kind) {
+			if s.wants(m) {
 				dst = append(dst, m)
 			}
 		}

@@ -13,17 +13,22 @@ import (
 type Message struct {
 	ID        int64
 	Kind      decode.Kind
+	Name      string // the event's wire name
 	AccountID int64
 	Data      []byte // the event's payload object
 	Partial   bool   // Data holds only what the log knows (enrich.Event.Partial)
 	Frame     []byte // {"id":N,"event":"name","data":{...}}: one /ws text frame
+	Origin    string // the connection that sent a relayed event (enrich.Event.Origin); "" for the database's
 
 	published time.Time // when Publish took it; zero for messages replayed from the log
 }
 
 // NewMessage encodes ev.
 func NewMessage(ev enrich.Event) *Message {
-	name := ev.Kind.String()
+	name := ev.Name
+	if name == "" {
+		name = ev.Kind.String()
+	}
 	f := make([]byte, 0, len(ev.Data)+len(name)+48)
 	f = append(f, `{"id":`...)
 	f = strconv.AppendInt(f, ev.ID, 10)
@@ -36,5 +41,5 @@ func NewMessage(ev enrich.Event) *Message {
 	f = append(f, `"data":`...)
 	f = append(f, ev.Data...)
 	f = append(f, '}')
-	return &Message{ID: ev.ID, Kind: ev.Kind, AccountID: ev.AccountID, Data: ev.Data, Partial: ev.Partial, Frame: f}
+	return &Message{ID: ev.ID, Kind: ev.Kind, Name: name, AccountID: ev.AccountID, Data: ev.Data, Partial: ev.Partial, Frame: f, Origin: ev.Origin}
 }

@@ -5,6 +5,16 @@
 // server to the client: EVENT packets `42["<name>",<data>,"<offset>"]`, one per hub
 // message, where offset is the message's log id as a decimal string.
 //
+// Relay (seed 003, off unless Config.RelayEvents and Config.RelayFunc are set): a
+// connected client's socket.emit(name, object) of a relayed event is appended to the
+// event log by RelayFunc, for the other sockets of the token's account, on every
+// instance, in log order with the database's events, and replayed on recovery like
+// them; the sender's own socket (its socket id, the log row's origin) never gets it.
+// An emit too large, over the socket's relay budget, whose first argument is not an
+// object, or that the log refuses gets EventError with a code, and the socket goes
+// on; an emit that asks for an ack is acked with {"ok":true,"id":<event id>} or the
+// same error. Other client events stay ignored.
+//
 // # Lifecycle
 //
 // A handshake (a GET without sid, over polling or WebSocket) opens an Engine.IO
@@ -56,7 +66,12 @@
 // feeder goroutine, the only caller of its subscription's Subscribe and Poll, which
 // may block on the event log: the loop asks it for one batch at a time, when its
 // transport can take one, so that the loop keeps answering polls and pings
-// meanwhile. The loop waits for its feeders; Handler.Wait waits for loops,
+// meanwhile. A session that relays has one relay goroutine, started at its first
+// relayed emit: the loop hands it each accepted emit over a channel of
+// Config.RelayBurst (full: EventError), and it calls RelayFunc for them in order, one
+// at a time, each within Config.RelayTimeout, and hands results back; it never holds
+// the loop. The loop waits for its feeders and, at its end, for the relay goroutine to
+// relay what is queued, at most RelayTimeout more; Handler.Wait waits for loops,
 // feeders and readers.
 //
 // Lock order: the package has one mutex, Handler.mu, guarding the session map and
@@ -93,6 +108,11 @@
 //   - The Engine.IO sid is random and secret; the Socket.IO sid is derived from the
 //     pid by HMAC and so never equals it. pids are HMAC-signed (nonce, position,
 //     account); no token, sid or pid is ever logged.
-//   - Client events and acks are ignored, never relayed; binary packets close the
-//     session.
+//   - Client events and acks are ignored, but the emits of Config.RelayEvents by a
+//     connected socket, which go to the log only through RelayFunc with the verified
+//     token's account (never an account the payload names) and the socket's id;
+//     binary packets close the session. What a socket may have pending for relay is
+//     bounded (RelayBurst emits of RelayMaxBytes), and so is what it is told back:
+//     one answer per emit, and emits over the relay budget count against
+//     MaxClientPackets, which closes a flood.
 package socketio

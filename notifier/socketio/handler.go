@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -128,8 +129,8 @@ type Config struct {
 	MaxUnauthenticatedPerAddress int
 	// MaxClientPackets is how many packets a client may send a second, and in a
 	// burst, before its session is closed; the pong that answers the server's ping
-	// is free, WebSocket probes count, WebSocket pings count apart at the same
-	// rate. Default 10.
+	// is free, and so is a relayed emit within the relay budget (RelayRate), WebSocket
+	// probes count, WebSocket pings count apart at the same rate. Default 10.
 	MaxClientPackets int
 	// OverLimit reports that a request came on a connection over http.max_connections
 	// (connlimit.Limiter.OverLimit): a handshake or an upgrade on it gets 503. Nil: never.
@@ -139,6 +140,22 @@ type Config struct {
 	// that should accept another's reconnecting clients needs the same secret. When
 	// empty, a random one is drawn: recovery then works within this process only.
 	RecoverySecret []byte
+
+	// Relay (seed 003): a connected client's emit of an event in RelayEvents, whose
+	// first argument is a JSON object, is handed to RelayFunc, which appends it to the
+	// event log for the other clients of the token's account, in order with the
+	// database's events. Empty RelayEvents or nil RelayFunc: client events are
+	// ignored. RelayMaxBytes bounds the JSON of an emit's arguments (default
+	// DefaultRelayMaxBytes); each socket may relay RelayRate emits a second (default
+	// DefaultRelayRate) and RelayBurst at once (default twice RelayRate), which count
+	// against those instead of MaxClientPackets; RelayTimeout bounds one RelayFunc call
+	// (default DefaultRelayTimeout). What is refused gets EventError.
+	RelayEvents   []string
+	RelayMaxBytes int
+	RelayRate     int
+	RelayBurst    int
+	RelayTimeout  time.Duration
+	RelayFunc     RelayFunc
 
 	Logger  *slog.Logger
 	Metrics *metrics.Registry
@@ -154,8 +171,10 @@ type Handler struct {
 	upgrader websocket.Upgrader
 	origins  map[string]bool
 	rec      recovery
-	prefixes map[decode.Kind][]byte // `42["<name>",` of each allowed kind
+	prefixes [decode.MaxKinds + 1]atomic.Pointer[[]byte] // `42["<name>",` of each kind, made when first sent
 	open     struct{ polling, websocket []byte }
+
+	relay map[string]bool // Config.RelayEvents, when RelayFunc is set
 
 	mu       sync.Mutex // guards the fields below and session.unauthenticated; a leaf lock, see doc.go
 	sessions map[string]*session
@@ -215,6 +234,18 @@ func New(cfg Config, h *hub.Hub, v *auth.Verifier) *Handler {
 	if cfg.NowFunc == nil {
 		cfg.NowFunc = time.Now
 	}
+	if cfg.RelayMaxBytes <= 0 {
+		cfg.RelayMaxBytes = DefaultRelayMaxBytes
+	}
+	if cfg.RelayRate <= 0 {
+		cfg.RelayRate = DefaultRelayRate
+	}
+	if cfg.RelayBurst <= 0 {
+		cfg.RelayBurst = 2 * cfg.RelayRate
+	}
+	if cfg.RelayTimeout <= 0 {
+		cfg.RelayTimeout = DefaultRelayTimeout
+	}
 	logger := cfg.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -230,14 +261,14 @@ func New(cfg Config, h *hub.Hub, v *auth.Verifier) *Handler {
 		verifier: v,
 		logger:   logger.With("component", "socketio"),
 		rec:      recovery{key: key},
-		prefixes: make(map[decode.Kind][]byte),
 		sessions: make(map[string]*session),
 		byAddr:   make(map[string]int),
 		m:        newHandlerMetrics(cfg.Metrics),
 	}
-	for _, k := range decode.Kinds() {
-		if cfg.Events.Has(k) {
-			hd.prefixes[k] = eventPrefix(k.String())
+	if cfg.RelayFunc != nil && len(cfg.RelayEvents) > 0 {
+		hd.relay = make(map[string]bool, len(cfg.RelayEvents))
+		for _, name := range cfg.RelayEvents {
+			hd.relay[name] = true
 		}
 	}
 	if len(cfg.AllowedOrigins) > 0 {
@@ -627,4 +658,19 @@ func errorCode(err error) string {
 	default:
 		return "invalid_token"
 	}
+}
+
+// prefix returns `42["<name>",` for m's event, made once per Kind.
+func (hd *Handler) prefix(m *hub.Message) []byte {
+	slot := &hd.prefixes[m.Kind]
+	if p := slot.Load(); p != nil {
+		return *p
+	}
+	name := m.Name
+	if name == "" {
+		name = m.Kind.String()
+	}
+	p := eventPrefix(name)
+	slot.Store(&p)
+	return p
 }

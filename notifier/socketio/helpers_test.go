@@ -105,7 +105,7 @@ func (l *memLog) replay(_ context.Context, account, after, through int64, limit 
 		m := l.msgs[id-1]
 		if m.AccountID == account {
 			// A new encoding of the same event, as after a restart.
-			out = append(out, hub.NewMessage(enrich.Event{ID: m.ID, Kind: m.Kind, AccountID: m.AccountID, Data: m.Data}))
+			out = append(out, hub.NewMessage(enrich.Event{ID: m.ID, Kind: m.Kind, Name: m.Name, AccountID: m.AccountID, Data: m.Data, Origin: m.Origin}))
 		}
 	}
 	return out, through, nil

@@ -45,7 +45,8 @@ const (
 // connectResult is the feeder's subscription.
 type connectResult struct {
 	gen      int
-	position int64 // the subscription's starting cursor
+	position int64  // the subscription's starting cursor
+	pid      string // the pid to ack with: the recovering one, or a new one from position
 	sub      *hub.Subscription
 	resync   bool
 	err      error
@@ -78,6 +79,7 @@ type session struct {
 	probes   chan *wsConn
 	results  chan connectResult
 	feeds    chan fed
+	relayed  chan relayResult
 	killc    chan string   // buffered 1: the first reason wins
 	done     chan struct{} // closed when the loop has ended
 	upgraded atomic.Bool   // set by the loop on upgrade; polling is refused then
@@ -104,6 +106,10 @@ type session struct {
 	closeSent    bool   // polling: the close packet is queued
 	connects     int
 	budget       *ratelimit.Bucket // of client packets
+	relayBudget  *relayBudget      // of relayed emits, nil when relay is off
+	relayJobs    chan relayJob     // to the relay goroutine; nil until the first relay
+	relayCancel  context.CancelFunc
+	relays       sync.WaitGroup // the relay goroutine
 
 	state   socketState
 	claims  auth.Claims
@@ -132,6 +138,7 @@ func newSession(hd *Handler, header string, wsOnly bool, remote string) *session
 		probes:       make(chan *wsConn),
 		results:      make(chan connectResult),
 		feeds:        make(chan fed),
+		relayed:      make(chan relayResult),
 		killc:        make(chan string, 1),
 		done:         make(chan struct{}),
 		pingTimer:    stoppedTimer(),
@@ -141,6 +148,9 @@ func newSession(hd *Handler, header string, wsOnly bool, remote string) *session
 		expiryTimer:  stoppedTimer(),
 		graceTimer:   stoppedTimer(),
 		budget:       ratelimit.New(hd.cfg.MaxClientPackets, time.Now()),
+	}
+	if len(hd.relay) > 0 {
+		s.relayBudget = newRelayBudget(hd.cfg.RelayRate, hd.cfg.RelayBurst, time.Now())
 	}
 	return s
 }
@@ -154,10 +164,11 @@ func (s *session) payloadLimit() int {
 	return min(s.hd.cfg.MaxPayload, maxUnauthenticatedPayload)
 }
 
-// spendOn counts p against the client's budget, but for the pong the loop awaits:
-// the heartbeat is the server's to pace.
+// spendOn counts p against the client's budget, but for the pong the loop awaits
+// (the heartbeat is the server's to pace) and a message, which message counts once it
+// knows what it carries (a relayed emit counts against the relay budget).
 func (s *session) spendOn(p eioPacket) bool {
-	if p.Type == eioPong && s.awaitingPong {
+	if (p.Type == eioPong && s.awaitingPong) || p.Type == eioMessage {
 		return true
 	}
 	return s.spend()
@@ -236,6 +247,8 @@ func (s *session) run(g *pollRequest, c *wsConn) {
 			s.subscriptionEnded(s.sub.Err())
 		case res := <-s.results:
 			s.connected(res)
+		case r := <-s.relayed:
+			s.relayDone(r)
 		case <-s.pingTimer.C:
 			s.queue([]byte{eioPing})
 			s.awaitingPong = true
@@ -313,7 +326,7 @@ func (s *session) payload() []byte {
 	n := 0
 	for _, p := range s.out {
 		if p.msg != nil {
-			n += len(s.hd.prefixes[p.msg.Kind]) + len(eventData(p.msg)) + 24
+			n += len(s.hd.prefix(p.msg)) + len(eventData(p.msg)) + 24
 		} else {
 			n += len(p.raw)
 		}
@@ -337,7 +350,7 @@ func (s *session) payload() []byte {
 
 // appendEvent appends m as `42["<name>",<data>,"<offset>"]`.
 func (s *session) appendEvent(b []byte, m *hub.Message) []byte {
-	b = append(b, s.hd.prefixes[m.Kind]...)
+	b = append(b, s.hd.prefix(m)...)
 	b = append(b, eventData(m)...)
 	return appendOffsetSuffix(b, m.ID)
 }
@@ -345,7 +358,7 @@ func (s *session) appendEvent(b []byte, m *hub.Message) []byte {
 // writeEvent writes m as one WebSocket frame straight from the shared bytes.
 func (s *session) writeEvent(m *hub.Message) error {
 	s.scratch = appendOffsetSuffix(s.scratch[:0], m.ID)
-	return writeWS(s.ws, s.hd.cfg.WriteWait, s.hd.prefixes[m.Kind], eventData(m), s.scratch)
+	return writeWS(s.ws, s.hd.cfg.WriteWait, s.hd.prefix(m), eventData(m), s.scratch)
 }
 
 // answer completes the pending GET.
@@ -543,6 +556,7 @@ func (s *session) finish() {
 		_ = s.ws.conn.Close()
 	}
 	s.conns.Wait()
+	s.stopRelaying()
 	for _, t := range []*time.Timer{s.pingTimer, s.pongTimer, s.connectTimer, s.upgradeTimer, s.expiryTimer, s.graceTimer} {
 		t.Stop()
 	}

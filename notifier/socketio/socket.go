@@ -44,6 +44,10 @@ func (s *session) message(data []byte) {
 		s.close("parse error", true)
 		return
 	}
+	name, argsAt, relay := s.relayable(p)
+	if !relay && !s.spend() {
+		return
+	}
 	switch {
 	case p.Type == sioBinaryEvent || p.Type == sioBinaryAck:
 		s.close("binary packet", true)
@@ -76,8 +80,12 @@ func (s *session) message(data []byte) {
 			s.leave()
 		}
 	case sioEvent, sioAck:
-		// Dashboards only listen; client events are dropped, never relayed. An ack id
-		// goes unanswered: answering would let a client grow our queue at will.
+		if relay {
+			s.clientEvent(p, name, argsAt)
+		}
+		// Other client events and acks are dropped; their ack ids go unanswered:
+		// answering would let a client grow our queue at will. (A relayed emit's ack
+		// is paced by the relay budget.)
 	}
 }
 
@@ -153,10 +161,10 @@ func (s *session) connect(data []byte) {
 	s.want = make(chan []*hub.Message, 1)
 	s.wantOut = false
 	s.conns.Add(1)
-	go func(gen int, account int64, want <-chan []*hub.Message) {
+	go func(gen int, account int64, pid string, want <-chan []*hub.Message) {
 		defer s.conns.Done()
-		s.feed(ctx, gen, account, since, want)
-	}(s.gen, claims.AccountID, s.want)
+		s.feed(ctx, gen, account, since, pid, want)
+	}(s.gen, claims.AccountID, s.pid, s.want)
 }
 
 type connectError struct {
@@ -169,15 +177,22 @@ type connectErrorData struct {
 }
 
 // feed runs in the socket's feeder goroutine, the only caller of the
-// subscription's Poll, which may read the log: it subscribes, reports the result,
-// then hands the loop one batch each time the loop asks for one (want). A Poll
-// error ends it, but for hub.ErrResync, which it hands over like a batch. It never
-// touches the session's fields.
-func (s *session) feed(ctx context.Context, gen int, account, since int64, want <-chan []*hub.Message) {
+// subscription's Poll, which may read the log: it subscribes, picks the pid the
+// socket is acked with (pid, the recovering one, unless the subscription could not
+// resume from it; else a new one) and so its socket id, which the subscription skips
+// the relayed events of, reports the result, then hands the loop one batch each time
+// the loop asks for one (want). A Poll error ends it, but for hub.ErrResync, which
+// it hands over like a batch. It never touches the session's fields.
+func (s *session) feed(ctx context.Context, gen int, account, since int64, pid string, want <-chan []*hub.Message) {
 	sub, resync, err := s.hd.hub.Subscribe(ctx, account, s.hd.cfg.Events, since)
 	res := connectResult{gen: gen, sub: sub, resync: resync, err: err}
 	if sub != nil {
 		res.position = sub.Cursor() // the first event this socket gets follows it
+		if pid == "" || resync {
+			pid = s.hd.rec.newPID(account, res.position)
+		}
+		res.pid = pid
+		sub.SetOrigin(s.hd.rec.socketID(pid))
 	}
 	select {
 	case s.results <- res:
@@ -242,16 +257,16 @@ func (s *session) connected(res connectResult) {
 		// back to the offset. A new pid tells the client so (recovered === false), and
 		// EventResync, before any event, tells it that it missed some: clients that
 		// never look at socket.recovered reload all the same.
-		s.ack(s.hd.rec.newPID(s.claims.AccountID, res.position))
+		s.ack(res.pid) // a new one
 		s.logger.Info("socket recovery refused", "reason", s.refusal)
 		s.queueResync()
 	case s.pid != "":
 		// Recovered: the same sid and pid (the client sees recovered === true), then
 		// what it missed, replayed by the subscription from its offset.
-		s.ack(s.pid)
+		s.ack(res.pid) // s.pid
 		s.logger.Debug("socket recovered")
 	default:
-		s.ack(s.hd.rec.newPID(s.claims.AccountID, res.position))
+		s.ack(res.pid) // a new one
 	}
 }
 
@@ -262,7 +277,7 @@ func (s *session) fedBatch(f fed) {
 	}
 	s.wantOut = false
 	for i, m := range f.msgs {
-		if s.hd.prefixes[m.Kind] != nil { // always, as the hub filters by Config.Events
+		if s.hd.cfg.Events.Has(m.Kind) { // always, as the hub filters by Config.Events
 			s.out = append(s.out, outPacket{msg: m})
 		}
 		f.msgs[i] = nil

@@ -269,3 +269,23 @@ func TestVendoredClient(t *testing.T) {
 		t.Error("static/socket.io.min.js differs from the installed socket.io-client's dist/socket.io.min.js")
 	}
 }
+
+// TestEventsHandled: the page listens to every clinic event, so none is silently
+// dropped by the board.
+func TestEventsHandled(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile("static/app.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, event := range []string{
+		"appointments.created", "appointments.updated", "appointments.status.changed",
+		"appointments.checkin", "appointments.serving", "appointments.finished", "appointments.deleted",
+		"doctors.created", "doctors.updated", "doctors.busy", "doctors.deleted",
+		"notifier.resync", "notifier.disconnect",
+	} {
+		if !strings.Contains(string(b), "'"+event+"'") {
+			t.Errorf("app.js does not handle %s", event)
+		}
+	}
+}

@@ -43,12 +43,13 @@ var ResyncFrame = []byte(`{"event":"notifier.resync"}`)
 
 // Config configures the handler.
 type Config struct {
-	Events         decode.Set    // the allowlist: only these are ever sent
-	PingInterval   time.Duration // default 25s
-	PongWait       time.Duration // drop a peer silent this long; default 2.4 PingInterval (60s)
-	WriteWait      time.Duration // deadline for each write; default 10s
-	ReadLimit      int64         // largest client message; default 4096
-	AllowedOrigins []string      // browser origins allowed; empty allows any
+	Events         decode.Set      // the allowlist: only these are ever sent
+	Catalog        *decode.Catalog // names ?events; nil: the built-in events
+	PingInterval   time.Duration   // default 25s
+	PongWait       time.Duration   // drop a peer silent this long; default 2.4 PingInterval (60s)
+	WriteWait      time.Duration   // deadline for each write; default 10s
+	ReadLimit      int64           // largest client message; default 4096
+	AllowedOrigins []string        // browser origins allowed; empty allows any
 	// MaxClientMessages is how many messages per second (and in a burst) a client
 	// may send before it is closed with 1008; default 10.
 	MaxClientMessages int
@@ -161,8 +162,9 @@ func (hd *Handler) checkOrigin(r *http.Request) bool {
 	return hd.origins[strings.ToLower(origin)] || hd.origins["*"]
 }
 
-// ParseQuery reads ?since and ?events; allowed is the configured allowlist.
-func ParseQuery(since, events string, allowed decode.Set) (int64, decode.Set, error) {
+// ParseQuery reads ?since and ?events; cat names the events, allowed is the configured
+// allowlist.
+func ParseQuery(since, events string, cat *decode.Catalog, allowed decode.Set) (int64, decode.Set, error) {
 	s := int64(-1)
 	if since != "" {
 		n, err := strconv.ParseInt(since, 10, 64)
@@ -177,7 +179,7 @@ func ParseQuery(since, events string, allowed decode.Set) (int64, decode.Set, er
 		for i := range names {
 			names[i] = strings.TrimSpace(names[i])
 		}
-		want, err := decode.ParseSet(names)
+		want, err := cat.ParseSet(names)
 		if err != nil {
 			return 0, 0, fmt.Errorf("events: unknown event in %q", truncate(events))
 		}
@@ -218,7 +220,7 @@ func (hd *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	since, events, err := ParseQuery(q.Get("since"), q.Get("events"), hd.cfg.Events)
+	since, events, err := ParseQuery(q.Get("since"), q.Get("events"), hd.cfg.Catalog, hd.cfg.Events)
 	if err != nil {
 		hd.refuse(w, http.StatusBadRequest, "bad_request", err)
 		return

@@ -28,13 +28,13 @@ func TestParseQuery(t *testing.T) {
 		{"1e3", "", decode.AllKinds, 0, 0, "since"},
 		{"9223372036854775808", "", decode.AllKinds, 0, 0, "since"},
 		{strings.Repeat("9", 200), "", decode.AllKinds, 0, 0, "..."},
-		{"", "doctors.deleted", decode.AllKinds, 0, 0, "unknown event"},
+		{"", "doctors.fired", decode.AllKinds, 0, 0, "unknown event"},
 		{"", strings.Repeat("x", 5000), decode.AllKinds, 0, 0, "..."},
 		{"", "appointments.checkin", created, 0, 0, "not allowed"},
 		{"", ",", decode.AllKinds, 0, 0, "unknown event"},
 	}
 	for _, tt := range tests {
-		since, set, err := ParseQuery(tt.since, tt.events, tt.allowed)
+		since, set, err := ParseQuery(tt.since, tt.events, decode.NewCatalog(), tt.allowed)
 		if tt.wantErr != "" {
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Errorf("ParseQuery(%q, %q) error = %v, want %q", tt.since, tt.events, err, tt.wantErr)
@@ -54,7 +54,7 @@ func FuzzParseQuery(f *testing.F) {
 	f.Add("007", "appointments.checkin,appointments.checkin")
 	f.Fuzz(func(t *testing.T, since, events string) {
 		allowed := decode.Set(0).With(decode.AppointmentCreated).With(decode.DoctorCreated)
-		s, set, err := ParseQuery(since, events, allowed)
+		s, set, err := ParseQuery(since, events, decode.NewCatalog(), allowed)
 		if err != nil {
 			if len(err.Error()) > 300 {
 				t.Fatalf("error echoes too much input: %d bytes", len(err.Error()))

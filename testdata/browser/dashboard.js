@@ -2,7 +2,10 @@
 // and checks it the way a person would: it goes live over Socket.IO, each panel fills
 // from real database writes, the check-in queue lists each appointment once, the
 // token leaves the address bar and is stored nowhere, nothing outside the notifier is
-// requested, a dropped connection is recovered, and a bad token shows an auth error.
+// requested; the page follows the clinic's changes (a patient checked in, served,
+// finished, sent back, rescheduled, deleted; a doctor hired, updated, busy, deleted; a
+// status recoloured); a dropped connection is recovered with those changes kept, and
+// a bad token shows an auth error.
 //
 // Usage: node dashboard.js '<options JSON>'
 //   url         the dashboard URL with ?token= (as `notifier demo` prints it)
@@ -12,12 +15,17 @@
 //   min         {appointments, queue, doctors}: rows each panel must reach
 //   timeoutMs   budget of each wait
 //
-// Prints one JSON line with what it saw; exits non-zero with the reason on stderr.
+// The database writes are the caller's (demo_browser_test.go's clinicWrite): the
+// script asks for each with a JSON line on stdout, {"ask":"book","days":7,...}, and
+// reads the answer, {"id":N} or {"error":"..."}, from stdin once it is committed; it
+// then waits for the page to show the change. Its last stdout line is
+// {"done":{...what it saw}}; it exits non-zero with the reason on stderr.
 'use strict';
 
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
+const readline = require('readline');
 const { chromium } = require('playwright-core');
 
 const opts = JSON.parse(process.argv[2] || '{}');
@@ -42,10 +50,150 @@ async function waitFor(page, what, fn, arg) {
   }
 }
 
+// ask has the caller make one database write, and resolves to the row's id once it is
+// committed.
+const answers = [];
+readline.createInterface({ input: process.stdin }).on('line', (line) => {
+  const next = answers.shift();
+  if (next) next(JSON.parse(line));
+});
+function ask(what, args) {
+  return new Promise((resolve, reject) => {
+    answers.push((a) => (a.error ? reject(new Failure(`the write "${what}" failed: ${a.error}`)) : resolve(a.id)));
+    process.stdout.write(JSON.stringify(Object.assign({ ask: what }, args)) + '\n');
+  });
+}
+
 // Reads of the live page query and read in one step: a $$eval takes element handles
 // first, and the page may replace those elements before it reads them.
 async function rows(page, list) {
   return page.evaluate((l) => Array.from(document.querySelectorAll(`#${l} > li`), (e) => e.dataset.id), list);
+}
+
+// pageView runs in the page: how often each list shows row id and what its row says;
+// with want ({list: {field: value}}, detail matching a substring), whether the view
+// has those values. Read in one step, as rows does.
+function pageView({ id, want }) {
+  const one = (list) => {
+    const rows = Array.from(document.querySelectorAll(`#${list} > li`)).filter((e) => e.dataset.id === String(id));
+    const r = rows[0];
+    const text = (sel) => (r && r.querySelector(sel) ? r.querySelector(sel).textContent : null);
+    return {
+      n: rows.length,
+      status: text('.status'),
+      start: text('.time-start'),
+      detail: r ? Array.from(r.querySelectorAll('.detail'), (d) => d.textContent).join(' | ') : null,
+      busy: r ? r.dataset.busy || null : null,
+      busyLabel: text('.busy'),
+      chips: r ? r.querySelectorAll('.chip:not(.chip-none)').length : 0,
+    };
+  };
+  const v = { appointments: one('appointments'), queue: one('queue'), doctors: one('doctors') };
+  if (!want) return v;
+  return Object.keys(want).every((list) => Object.keys(want[list]).every((k) =>
+    (k === 'detail' ? (v[list].detail || '').includes(want[list][k]) : v[list][k] === want[list][k])));
+}
+
+function view(page, id) {
+  return page.evaluate(pageView, { id, want: null });
+}
+
+// until waits for the page to show row id as want says.
+async function until(page, what, id, want) {
+  try {
+    await page.waitForFunction(pageView, { id, want }, { timeout, polling: 100 });
+  } catch (e) {
+    fail(`${what} (#${id}) within ${timeout} ms: the page shows ${JSON.stringify(await view(page, id))}, want ${JSON.stringify(want)}; connection state ${await state(page)}`);
+  }
+}
+
+// Expectations.
+const listed = (status, queue) => ({ appointments: { n: 1, status }, queue: { n: queue ? 1 : 0 } });
+const queued = { appointments: { n: 1, status: 'Check-in' }, queue: { n: 1, status: 'Check-in' } };
+const away = { appointments: { n: 0 }, queue: { n: 0 } };
+
+// changes writes as the clinic app does and waits for the page to follow each write.
+// It returns the rows written and the state each must keep.
+async function changes(page) {
+  const book = (start, end) => ask('book', { days: 7, start, end });
+  const status = (id, s) => ask('status', { id, status: s });
+  const checkIn = async (id, what) => {
+    await status(id, 'Check-in');
+    await until(page, `${what}, checked in, did not join the queue once`, id, queued);
+  };
+  const keep = [];
+
+  // A patient's day: booked, checked in, served, finished.
+  const a = await book('07:05', '07:20');
+  await until(page, 'a booking did not appear once as Agendado', a, listed('Agendado'));
+  await checkIn(a, 'a booking');
+  await status(a, 'Em atendimento');
+  await until(page, 'a patient served did not leave the queue', a, listed('Em atendimento'));
+  await status(a, 'Finalizado');
+  await until(page, 'a patient finished did not show Finalizado', a, listed('Finalizado'));
+  keep.push({ id: a, want: listed('Finalizado') });
+
+  // Finished straight from the queue; sent back to Agendado.
+  const b = await book('07:20', '07:35');
+  await checkIn(b, 'a second booking');
+  await status(b, 'Finalizado');
+  await until(page, 'a patient finished from the queue did not leave it', b, listed('Finalizado'));
+  keep.push({ id: b, want: listed('Finalizado') });
+  const c = await book('07:35', '07:50');
+  await checkIn(c, 'a third booking');
+  await status(c, 'Agendado');
+  await until(page, 'a patient sent back to Agendado did not leave the queue', c, listed('Agendado'));
+  keep.push({ id: c, want: listed('Agendado') });
+
+  // Rescheduled while waiting: it moves in both lists; then soft-deleted: gone from
+  // both. Another one deleted for good.
+  const e = await book('07:50', '08:05');
+  await checkIn(e, 'a fourth booking');
+  await ask('reschedule', { id: e, days: 8, start: '16:30', end: '16:45' });
+  await until(page, 'a rescheduled appointment did not move to 16:30', e,
+    { appointments: { n: 1, start: '16:30' }, queue: { n: 1, status: 'Check-in', detail: '16:30' } });
+  await ask('cancel', { id: e });
+  await until(page, 'a soft-deleted appointment did not leave every list', e, away);
+  keep.push({ id: e, want: away });
+  const d = await book('08:05', '08:20');
+  await until(page, 'a fifth booking did not appear', d, listed('Agendado'));
+  await ask('delete', { id: d });
+  await until(page, 'a deleted appointment did not leave the list', d, away);
+  keep.push({ id: d, want: away });
+
+  // A status recoloured: the next event in that status repaints every chip in it,
+  // those of rows that had no event since included.
+  const f = await book('08:20', '08:35');
+  await checkIn(f, 'a sixth booking');
+  const colour = '#123abc';
+  await ask('color', { status: 'Check-in', color: colour });
+  const g = await book('08:35', '08:50');
+  await checkIn(g, 'a seventh booking');
+  const chips = (c) => {
+    const all = Array.from(document.querySelectorAll('.board .status')).filter((e) => e.textContent === 'Check-in');
+    const colours = all.map((e) => getComputedStyle(e).getPropertyValue('--c').trim());
+    return c === null ? colours : colours.length >= 4 && colours.every((x) => x === c);
+  };
+  try {
+    await page.waitForFunction(chips, colour, { timeout, polling: 100 });
+  } catch (err) {
+    fail(`Check-in chips were not all repainted ${colour} within ${timeout} ms: ${(await page.evaluate(chips, null)).join(',')}`);
+  }
+  keep.push({ id: f, want: queued }, { id: g, want: queued });
+
+  // A doctor: hired, updated, busy, free again, deleted.
+  const x = await ask('hire', { name: 'Dra. Teste Navegador' });
+  await until(page, 'a doctor hired did not appear with two procedures', x, { doctors: { n: 1, chips: 2, busy: 'false' } });
+  await ask('phone', { id: x, phone: '(81) 91234-5678' });
+  await until(page, 'a doctor\'s new phone did not show', x, { doctors: { n: 1, detail: '(81) 91234-5678' } });
+  await ask('busy', { id: x, busy: true });
+  await until(page, 'a busy doctor was not shown busy', x, { doctors: { n: 1, busy: 'true', busyLabel: 'Busy' } });
+  await ask('busy', { id: x, busy: false });
+  await until(page, 'a doctor free again was still shown busy', x, { doctors: { n: 1, busy: 'false', busyLabel: null } });
+  await ask('fire', { id: x });
+  await until(page, 'a deleted doctor did not leave the list', x, { doctors: { n: 0 } });
+  keep.push({ id: x, want: { doctors: { n: 0 } } });
+  return keep;
 }
 
 async function main() {
@@ -134,6 +282,13 @@ async function main() {
       doctors: doctorChips.length,
       url: stored.url,
     });
+
+    // The clinic's changes, each followed by the page.
+    seen.phase = 'changes';
+    const changed = Date.now();
+    const keep = await changes(page);
+    result.changesFollowedMs = Date.now() - changed;
+
     await page.waitForTimeout(600); // let the newest rows' arrival highlight fade
     await page.screenshot({ path: opts.screenshot });
 
@@ -150,6 +305,11 @@ async function main() {
     const requeue = await rows(page, 'queue');
     if (new Set(requeue).size !== requeue.length) fail(`after recovery the check-in queue lists an appointment twice: ${requeue.join(',')}`);
     if (await page.isVisible('#banner')) fail(`a banner after a recovered drop: ${await page.textContent('#banner-text')}`);
+    // What the changes left is still what the page shows: nothing replayed brought an
+    // older state back.
+    for (const k of keep) {
+      if (!(await page.evaluate(pageView, k))) fail(`after recovery #${k.id} shows ${JSON.stringify(await view(page, k.id))}, want ${JSON.stringify(k.want)}`);
+    }
     result.recovered = true;
 
     // A bad token: auth error, and the dialog asks for another.
@@ -168,7 +328,7 @@ async function main() {
     const errors = seen.errors.filter((e) => !(e.page === 'bad' && /\b400\b/.test(e.text)));
     if (errors.length) fail(`console errors: ${errors.map((e) => e.text).join(' | ')}`);
     if (seen.external.length) fail(`requests outside the notifier: ${seen.external.join(', ')}`);
-    process.stdout.write(JSON.stringify(result) + '\n');
+    process.stdout.write(JSON.stringify({ done: result }) + '\n');
   } finally {
     await context.close();
     fs.rmSync(userDataDir, { recursive: true, force: true });
@@ -178,4 +338,4 @@ async function main() {
 main().catch((e) => {
   process.stderr.write((e instanceof Failure ? e.message : e.stack || String(e)) + '\n');
   process.exit(1);
-});
+}).then(() => process.exit(0)); // stdin stays open: do not wait for it

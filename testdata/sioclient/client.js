@@ -13,9 +13,12 @@
 //   {"type":"event","name":…,"data":…,"offset":…}
 //   {"type":"upgrade","transport":…}
 //   {"type":"reconnect_attempt","attempt":…}
+//   {"type":"ack","seq":…,"data":[…]}   (the server's ack of an "emit" with "ack":true)
 // Reads commands, one per line, on stdin: "disconnect" (socket.disconnect()),
 // "connect" (socket.connect()), "close" (socket.io.engine.close(): a network drop,
-// which the client recovers from), "exit".
+// which the client recovers from), "exit", and
+// 'emit {"event":…,"args":[…],"ack":…,"seq":…}': socket.emit(event, ...args), as the
+// seeds send updates, with an ack callback when ack is true.
 'use strict';
 
 const { io } = require('socket.io-client');
@@ -71,6 +74,16 @@ socket.io.on('reconnect_attempt', (attempt) => out({ type: 'reconnect_attempt', 
 
 const rl = readline.createInterface({ input: process.stdin });
 rl.on('line', (line) => {
+  if (line.startsWith('emit ')) {
+    const cmd = JSON.parse(line.slice('emit '.length));
+    const args = cmd.args || [];
+    if (cmd.ack) {
+      socket.emit(cmd.event, ...args, (...res) => out({ type: 'ack', seq: cmd.seq, data: res }));
+    } else {
+      socket.emit(cmd.event, ...args);
+    }
+    return;
+  }
   switch (line.trim()) {
     case 'disconnect':
       socket.disconnect();

@@ -1,13 +1,25 @@
 // The clinic live board: three panels fed by the notifier's Socket.IO events, with the
 // seeds' handler rules (000 appointments.created, 001 appointments.checkin, 002
-// doctors.created). No framework, no build step. The access token lives in this
-// closure only: never in storage, cookies or the URL (it is removed from the address
-// bar as soon as it is read).
+// doctors.created) and the same rule for the rest: a row is known by its id, an event
+// replaces it (updated, status.changed, serving, finished; doctors.updated, busy) or
+// removes it (deleted), and the check-in queue holds only patients whose status is
+// Check-in. Each row remembers the offset (log id) of the last event applied to it, so
+// an older event, replayed or late, never brings back an older state. No framework, no
+// build step. The access token lives in this closure only: never in storage, cookies
+// or the URL (it is removed from the address bar as soon as it is read).
 (function () {
   'use strict';
 
   var MAX_ROWS = 300; // rows kept per panel; older ones scroll out of memory
+  var MAX_VERSIONS = 20000; // rows whose last offset is remembered, per table
   var RECOVERED_FOR = 8000; // ms the "Recovered" state shows before "Live"
+  var CHECKIN = 'Check-in'; // the status of the patients in the queue (seed 001)
+
+  var APPOINTMENT_EVENTS = [
+    'appointments.created', 'appointments.updated', 'appointments.status.changed',
+    'appointments.checkin', 'appointments.serving', 'appointments.finished', 'appointments.deleted',
+  ];
+  var DOCTOR_EVENTS = ['doctors.created', 'doctors.updated', 'doctors.busy', 'doctors.deleted'];
 
   var $ = function (id) { return document.getElementById(id); };
 
@@ -17,10 +29,12 @@
     socket: null,
     connectedOnce: false,
     serverReason: null, // from notifier.disconnect, explains the disconnect that follows
-    appointments: [],
-    queue: [],
-    doctors: [],
-    totals: { appointments: 0, doctors: 0 },
+    appointments: [], // oldest first; the panel shows the newest first
+    queue: [], // in order of arrival
+    doctors: [], // in order of arrival
+    totals: { appointments: 0, doctors: 0 }, // rows known and not deleted, trimmed ones included
+    seen: { appointments: new Map(), doctors: new Map() }, // id -> {at: offset, live: counted}
+    statuses: new Map(), // id -> {id, name, color, at}: the newest the page has seen
     events: 0,
     lastEventAt: 0,
     lastOffset: null,
@@ -193,36 +207,148 @@
       state.serverReason = (info && info.reason) || null;
     });
 
-    // The seeds' handlers, one per event.
-    socket.on('appointments.created', function (appointment, offset) {
-      counted(offset);
-      if (!appointment) return;
-      // 000: setAppointments((prev) => [...prev, appointment])
-      state.appointments.push(appointment);
-      state.totals.appointments++;
-      trim(state.appointments);
-      renderAppointment(appointment);
+    // The seeds' handlers, and the same rules for the other events.
+    APPOINTMENT_EVENTS.forEach(function (event) {
+      socket.on(event, function (appointment, offset) {
+        counted(offset);
+        if (appointment && appointment.id !== undefined && appointment.id !== null) onAppointment(event, appointment, offset);
+      });
     });
-    socket.on('appointments.checkin', function (appointment, offset) {
-      counted(offset);
-      if (!appointment) return;
-      updateAppointmentStatus(appointment);
-      // 001: append only if not already listed and its status is Check-in.
-      var exists = state.queue.some(function (apt) { return apt.id === appointment.id; });
-      if (!exists && appointment.status && appointment.status.name === 'Check-in') {
-        state.queue.push(appointment);
+    DOCTOR_EVENTS.forEach(function (event) {
+      socket.on(event, function (doctor, offset) {
+        counted(offset);
+        if (doctor && doctor.id !== undefined && doctor.id !== null) onDoctor(event, doctor, offset);
+      });
+    });
+  }
+
+  // ---- rows by id, newest event wins ----------------------------------------------
+
+  // position is an event's offset (its log id, a decimal string below 2^53) as a
+  // number; NaN when there is none.
+  function position(offset) {
+    return typeof offset === 'string' && /^[0-9]{1,16}$/.test(offset) ? Number(offset) : NaN;
+  }
+
+  // stale reports whether what the page has for a row comes from an event after the
+  // one at n. Without both offsets nothing is stale.
+  function stale(v, n) {
+    return !!v && !isNaN(v.at) && !isNaN(n) && n <= v.at;
+  }
+
+  // remember records the event at n as the row's last, forgetting the longest-unchanged
+  // rows past MAX_VERSIONS.
+  function remember(seen, id, n, live) {
+    seen.delete(id);
+    seen.set(id, { at: n, live: live });
+    if (seen.size > MAX_VERSIONS) seen.delete(seen.keys().next().value);
+  }
+
+  function indexById(list, id) {
+    for (var i = 0; i < list.length; i++) {
+      if (String(list[i].id) === id) return i;
+    }
+    return -1;
+  }
+
+  // rowOf finds a panel's row by id without building a selector from event data.
+  function rowOf(listID, id) {
+    var rows = $(listID).children;
+    for (var i = 0; i < rows.length; i++) {
+      if (rows[i].dataset.id === id) return rows[i];
+    }
+    return null;
+  }
+
+  // enriched tells a whole payload from a partial one ({id, accountId} only: the row
+  // could not be read), which must not replace what the page shows.
+  function enriched(obj, key) {
+    return Object.prototype.hasOwnProperty.call(obj, key);
+  }
+
+  function onAppointment(event, a, offset) {
+    var id = String(a.id);
+    var n = position(offset);
+    var v = state.seen.appointments.get(id);
+    if (stale(v, n)) return;
+    var live = !!(v && v.live);
+    var whole = enriched(a, 'status');
+    if (whole) noteStatus(a.status, n);
+    if (event === 'appointments.deleted' || (whole && a.deletedAt)) {
+      removeAppointment(id);
+      removeQueued(id);
+      if (live) state.totals.appointments--;
+      live = false;
+    } else if (event === 'appointments.created') {
+      // 000: setAppointments((prev) => [...prev, appointment]), once per id.
+      if (!replaceAppointment(id, a)) addAppointment(a);
+      if (!live) state.totals.appointments++;
+      live = true;
+    } else if (whole) {
+      replaceAppointment(id, a);
+      applyToQueue(event, id, a);
+    }
+    remember(state.seen.appointments, id, n, live);
+    showCount('appointments', state.totals.appointments);
+  }
+
+  // applyToQueue applies an appointment's event to the check-in queue: 001's rule adds a
+  // patient whose status is Check-in once; any other status, or being served or
+  // finished, takes them out.
+  function applyToQueue(event, id, a) {
+    var checkedIn = !!(a.status && a.status.name === CHECKIN);
+    var i = indexById(state.queue, id);
+    if (event === 'appointments.checkin' && i < 0) {
+      if (checkedIn) {
+        state.queue.push(a);
         trim(state.queue);
-        renderQueued(appointment);
+        renderQueued(a);
       }
-    });
-    socket.on('doctors.created', function (doctor, offset) {
-      counted(offset);
-      if (!doctor) return;
-      // 002: setDoctors((prev) => [...prev, data])
-      state.doctors.push(doctor);
-      state.totals.doctors++;
-      trim(state.doctors);
-      renderDoctor(doctor);
+      return;
+    }
+    if (i < 0) return;
+    if (!checkedIn || event === 'appointments.serving' || event === 'appointments.finished') {
+      removeQueued(id);
+    } else {
+      state.queue[i] = a;
+      replaceQueued(id, a);
+    }
+  }
+
+  function onDoctor(event, d, offset) {
+    var id = String(d.id);
+    var n = position(offset);
+    var v = state.seen.doctors.get(id);
+    if (stale(v, n)) return;
+    var live = !!(v && v.live);
+    var whole = enriched(d, 'doctorProcedures');
+    if (event === 'doctors.deleted' || (whole && d.deletedAt)) {
+      removeDoctor(id);
+      if (live) state.totals.doctors--;
+      live = false;
+    } else if (whole || event === 'doctors.created') {
+      // 002: setDoctors((prev) => [...prev, data]); an update of a doctor the board
+      // has not listed yet lists it too, so that a busy doctor shows wherever they joined.
+      if (!replaceDoctor(id, d)) addDoctor(d);
+      if (!live) state.totals.doctors++;
+      live = true;
+    }
+    remember(state.seen.doctors, id, n, live);
+    showCount('doctors', state.totals.doctors);
+  }
+
+  // noteStatus keeps the newest name and colour of each status, and repaints every
+  // chip of a status that changed: statuses are shared, so an event about one row tells
+  // the colour of all rows in that status.
+  function noteStatus(status, n) {
+    if (!status || status.id === undefined || status.id === null) return;
+    var id = String(status.id);
+    var known = state.statuses.get(id);
+    if (stale(known, n)) return;
+    state.statuses.set(id, { id: status.id, name: status.name, color: status.color, at: n });
+    if (!known || (known.name === status.name && known.color === status.color)) return;
+    Array.prototype.forEach.call(document.querySelectorAll('.board .status'), function (chip) {
+      if (chip.dataset.status === id) chip.replaceWith(statusChip(status));
     });
   }
 
@@ -268,10 +394,14 @@
 
   var validColor = /^#(?:[0-9a-fA-F]{3,4}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})$/;
 
+  // statusChip shows a status with the newest name and colour the page knows for it.
   function statusChip(status) {
-    var chip = el('span', 'status', (status && status.name) || 'Unknown');
-    if (status && typeof status.color === 'string' && validColor.test(status.color)) {
-      chip.style.setProperty('--c', status.color);
+    var known = status && status.id !== undefined && status.id !== null ? state.statuses.get(String(status.id)) : null;
+    var s = known || status;
+    var chip = el('span', 'status', (s && s.name) || 'Unknown');
+    if (status && status.id !== undefined && status.id !== null) chip.dataset.status = String(status.id);
+    if (s && typeof s.color === 'string' && validColor.test(s.color)) {
+      chip.style.setProperty('--c', s.color);
     }
     return chip;
   }
@@ -345,26 +475,37 @@
     return row;
   }
 
-  function renderAppointment(a) {
+  function addAppointment(a) {
+    state.appointments.push(a);
+    trim(state.appointments);
     var list = $('appointments');
     list.insertBefore(fresh(appointmentRow(a)), list.firstChild);
     while (list.children.length > MAX_ROWS) list.removeChild(list.lastElementChild);
-    $('appointments-count').textContent = state.totals.appointments.toLocaleString();
-    $('appointments-empty').hidden = true;
   }
 
-  // updateAppointmentStatus recolours a listed appointment when it checks in.
-  function updateAppointmentStatus(a) {
-    var rows = $('appointments').querySelectorAll('li[data-id="' + Number(a.id) + '"] .status');
-    Array.prototype.forEach.call(rows, function (chip) {
-      chip.replaceWith(statusChip(a.status));
-    });
+  // replaceAppointment puts a listed appointment's new state in its place; false when
+  // it is not listed.
+  function replaceAppointment(id, a) {
+    var i = indexById(state.appointments, id);
+    if (i < 0) return false;
+    state.appointments[i] = a;
+    var row = rowOf('appointments', id);
+    if (row) row.replaceWith(fresh(appointmentRow(a)));
+    return true;
   }
 
-  function renderQueued(a) {
+  function removeAppointment(id) {
+    var i = indexById(state.appointments, id);
+    if (i >= 0) state.appointments.splice(i, 1);
+    var row = rowOf('appointments', id);
+    if (row) row.remove();
+  }
+
+  // queuedRow is a queue row; since is when the patient checked in (ms).
+  function queuedRow(a, place, since) {
     var row = el('li', 'row queued');
     row.dataset.id = String(a.id);
-    row.appendChild(el('span', 'position', state.queue.length));
+    row.appendChild(el('span', 'position', place));
     var main = el('div', 'main');
     main.appendChild(el('div', 'name', name(a.patient, 'Appointment #' + a.id)));
     var proc = procedureOf(a);
@@ -373,16 +514,51 @@
     row.appendChild(main);
     var side = el('div', 'side');
     side.appendChild(statusChip(a.status));
-    var arrived = Date.parse(a.updatedAt);
-    if (isNaN(arrived) || arrived > Date.now() + 60000) arrived = Date.now();
     var wait = el('span', 'wait');
-    wait.dataset.since = String(arrived);
-    wait.textContent = waited(arrived);
+    wait.dataset.since = String(since);
+    wait.textContent = waited(since);
     side.appendChild(wait);
     row.appendChild(side);
-    appendRow($('queue'), fresh(row));
-    $('queue-count').textContent = state.queue.length.toLocaleString();
-    $('queue-empty').hidden = true;
+    return row;
+  }
+
+  function renderQueued(a) {
+    var arrived = Date.parse(a.updatedAt);
+    if (isNaN(arrived) || arrived > Date.now() + 60000) arrived = Date.now();
+    appendRow($('queue'), fresh(queuedRow(a, state.queue.length, arrived)));
+    renumberQueue();
+  }
+
+  // replaceQueued shows a queued patient's new details, keeping their place and wait.
+  function replaceQueued(id, a) {
+    var row = rowOf('queue', id);
+    if (!row) return;
+    var wait = row.querySelector('.wait');
+    var since = wait ? Number(wait.dataset.since) : Date.now();
+    row.replaceWith(fresh(queuedRow(a, 0, since)));
+    renumberQueue();
+  }
+
+  function removeQueued(id) {
+    var i = indexById(state.queue, id);
+    if (i >= 0) state.queue.splice(i, 1);
+    var row = rowOf('queue', id);
+    if (row) row.remove();
+    renumberQueue();
+  }
+
+  function renumberQueue() {
+    Array.prototype.forEach.call($('queue').children, function (row, i) {
+      var place = row.querySelector('.position');
+      if (place) place.textContent = String(i + 1);
+    });
+    showCount('queue', state.queue.length);
+  }
+
+  // showCount sets a panel's count and shows its empty state when it lists nothing.
+  function showCount(panel, n) {
+    $(panel + '-count').textContent = Math.max(0, n).toLocaleString();
+    $(panel + '-empty').hidden = $(panel).children.length > 0;
   }
 
   function initials(n) {
@@ -398,9 +574,10 @@
     return h;
   }
 
-  function renderDoctor(d) {
+  function doctorRow(d) {
     var row = el('li', 'row doctor');
     row.dataset.id = String(d.id);
+    row.dataset.busy = d.isBusy === true ? 'true' : 'false';
     var avatar = el('span', 'avatar', initials(d.name));
     avatar.style.setProperty('--h', String(hue(String(d.name || d.id))));
     row.appendChild(avatar);
@@ -409,6 +586,7 @@
     var head = el('div', 'doctor-head');
     head.appendChild(el('span', 'name', name(d, 'Doctor #' + d.id)));
     if (d.crm) head.appendChild(el('span', 'crm', 'CRM ' + d.crm));
+    if (d.isBusy === true) head.appendChild(el('span', 'busy', 'Busy'));
     main.appendChild(head);
     var contact = [d.email, d.phone].filter(Boolean).join(' · ');
     if (contact) main.appendChild(el('div', 'detail', contact));
@@ -423,10 +601,31 @@
     if (!chips.children.length) chips.appendChild(el('li', 'chip chip-none', 'No procedures yet'));
     main.appendChild(chips);
     row.appendChild(main);
+    return row;
+  }
 
-    appendRow($('doctors'), fresh(row));
-    $('doctors-count').textContent = state.totals.doctors.toLocaleString();
-    $('doctors-empty').hidden = true;
+  function addDoctor(d) {
+    state.doctors.push(d);
+    trim(state.doctors);
+    appendRow($('doctors'), fresh(doctorRow(d)));
+  }
+
+  // replaceDoctor puts a listed doctor's new state in its place; false when the
+  // doctor is not listed.
+  function replaceDoctor(id, d) {
+    var i = indexById(state.doctors, id);
+    if (i < 0) return false;
+    state.doctors[i] = d;
+    var row = rowOf('doctors', id);
+    if (row) row.replaceWith(fresh(doctorRow(d)));
+    return true;
+  }
+
+  function removeDoctor(id) {
+    var i = indexById(state.doctors, id);
+    if (i >= 0) state.doctors.splice(i, 1);
+    var row = rowOf('doctors', id);
+    if (row) row.remove();
   }
 
   function resetLists() {
@@ -434,6 +633,8 @@
     state.queue = [];
     state.doctors = [];
     state.totals = { appointments: 0, doctors: 0 };
+    state.seen = { appointments: new Map(), doctors: new Map() };
+    state.statuses = new Map();
     ['appointments', 'queue', 'doctors'].forEach(function (id) {
       $(id).textContent = '';
       $(id + '-count').textContent = '0';
