@@ -29,7 +29,7 @@ func newDemo() *cobra.Command {
 		Long: "demo starts a throwaway PostgreSQL (unless --database-url or NOTIFIER_DATABASE_URL\n" +
 			"names one), creates the reference clinic schema and seed data where missing, installs\n" +
 			"the triggers, serves on :8080 and prints a token for account 1 and the dashboard's URL.\n" +
-			"A simulated clinic writes appointments, check-ins and doctors for accounts 1 and 2\n" +
+			"A simulated clinic books, checks in, serves, finishes, reschedules and cancels appointments and hires and changes doctors for accounts 1 and 2\n" +
 			"(--rate). Ctrl-C stops it and removes the throwaway database.",
 		Args: usageArgs(cobra.NoArgs),
 		RunE: runDemo,

@@ -40,5 +40,7 @@
 // slow client can neither hold memory nor slow anyone else. The wait counts from the
 // message's publishing or, if later, from when the subscription joined or last
 // resynced: slowness is falling behind while served, never having been away, so a
-// client resuming after a long absence is served what it missed.
+// client resuming after a long absence is served what it missed. A message relayed
+// from a client (Message.Origin) is never delivered, live or replayed, to the
+// subscription of that origin: the sender does not get its own emit back.
 package hub
