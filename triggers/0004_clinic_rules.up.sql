@@ -43,8 +43,8 @@ WITH net AS (
 ), side AS (
     SELECT n.row_id, n.first_seq, n.b, n.a,
            (n.b ->> 'accountId')::bigint AS b_account, (n.a ->> 'accountId')::bigint AS a_account,
-           n.b IS NOT NULL AND EXISTS (SELECT FROM pg_catalog.jsonb_populate_record(NULL::__NOTIFIER_TABLE__, n.b) AS r WHERE r."deletedAt" IS NULL) AS b_live,
-           n.a IS NOT NULL AND EXISTS (SELECT FROM pg_catalog.jsonb_populate_record(NULL::__NOTIFIER_TABLE__, n.a) AS r WHERE r."deletedAt" IS NULL) AS a_live
+           n.b IS NOT NULL AND (n.b ->> 'deletedAt') IS NULL AS b_live,
+           n.a IS NOT NULL AND (n.a ->> 'deletedAt') IS NULL AS a_live
     FROM net n
 ), op AS (
     SELECT s.*,
@@ -59,8 +59,8 @@ WITH net AS (
 )
 SELECT o.first_seq, k.ord, k.event, o.row_id, k.account_id, k.row_data, k.old_data
 FROM op o
-CROSS JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::__NOTIFIER_TABLE__, o.b) AS old
-CROSS JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::__NOTIFIER_TABLE__, o.a) AS new
+LEFT JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::__NOTIFIER_TABLE__, o.b) AS old ON o.upd
+LEFT JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::__NOTIFIER_TABLE__, o.a) AS new ON o.upd
 CROSS JOIN LATERAL (VALUES
     (1, 'appointments.created'::text, o.ins, o.a_account, o.a, NULL::jsonb),
     (2, 'appointments.updated'::text, o.upd, o.a_account, o.a, NULL::jsonb),
@@ -206,8 +206,8 @@ WITH net AS (
 ), side AS (
     SELECT n.row_id, n.first_seq, n.b, n.a,
            (n.b ->> 'accountId')::bigint AS b_account, (n.a ->> 'accountId')::bigint AS a_account,
-           n.b IS NOT NULL AND EXISTS (SELECT FROM pg_catalog.jsonb_populate_record(NULL::__NOTIFIER_TABLE__, n.b) AS r WHERE r."deletedAt" IS NULL) AS b_live,
-           n.a IS NOT NULL AND EXISTS (SELECT FROM pg_catalog.jsonb_populate_record(NULL::__NOTIFIER_TABLE__, n.a) AS r WHERE r."deletedAt" IS NULL) AS a_live
+           n.b IS NOT NULL AND (n.b ->> 'deletedAt') IS NULL AS b_live,
+           n.a IS NOT NULL AND (n.a ->> 'deletedAt') IS NULL AS a_live
     FROM net n
 ), op AS (
     SELECT s.*,
@@ -222,8 +222,8 @@ WITH net AS (
 )
 SELECT o.first_seq, k.ord, k.event, o.row_id, k.account_id, k.row_data, k.old_data
 FROM op o
-CROSS JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::__NOTIFIER_TABLE__, o.b) AS old
-CROSS JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::__NOTIFIER_TABLE__, o.a) AS new
+LEFT JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::__NOTIFIER_TABLE__, o.b) AS old ON o.upd
+LEFT JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::__NOTIFIER_TABLE__, o.a) AS new ON o.upd
 CROSS JOIN LATERAL (VALUES
     (1, 'doctors.created'::text, o.ins, o.a_account, o.a, NULL::jsonb),
     (2, 'doctors.updated'::text, o.upd, o.a_account, o.a, NULL::jsonb),

@@ -171,18 +171,17 @@ func eventRows(r Rule) []eventRow {
 func derive(b *strings.Builder, r Rule) {
 	t := tablePlaceholder
 	acct := literal(r.Account)
+	// The soft-delete test reads the staged JSON (a NULL column is JSON null); only a
+	// where condition needs the typed row.
 	live := func(side string) string {
-		var conds []string
+		cond := "n." + side + " IS NOT NULL"
 		if r.SoftDelete != "" {
-			conds = append(conds, "r."+ident(r.SoftDelete)+" IS NULL")
+			cond += fmt.Sprintf(" AND (n.%s ->> %s) IS NULL", side, literal(r.SoftDelete))
 		}
 		if r.Where != "" {
-			conds = append(conds, "("+r.Where+")")
+			cond += fmt.Sprintf(" AND EXISTS (SELECT FROM pg_catalog.jsonb_populate_record(NULL::%s, n.%s) AS r WHERE (%s))", t, side, r.Where)
 		}
-		if len(conds) == 0 {
-			return "n." + side + " IS NOT NULL"
-		}
-		return fmt.Sprintf("n.%s IS NOT NULL AND EXISTS (SELECT FROM pg_catalog.jsonb_populate_record(NULL::%s, n.%s) AS r WHERE %s)", side, t, side, strings.Join(conds, " AND "))
+		return cond
 	}
 	changed := "s.b IS DISTINCT FROM s.a"
 	switch {
@@ -227,10 +226,8 @@ func derive(b *strings.Builder, r Rule) {
 )
 SELECT o.first_seq, k.ord, k.event, o.row_id, k.account_id, k.row_data, k.old_data
 FROM op o
-CROSS JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::%s, o.b) AS old
-CROSS JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::%s, o.a) AS new
-CROSS JOIN LATERAL (VALUES
-`, literal(r.Name), acct, acct, live("b"), live("a"), changed, t, t)
+%sCROSS JOIN LATERAL (VALUES
+`, literal(r.Name), acct, acct, live("b"), live("a"), changed, typedRows(r, t))
 	var rows []string
 	for _, e := range eventRows(r) {
 		happened, account, data, old := "o.ins", "o.a_account", "o.a", "NULL::jsonb"
@@ -251,6 +248,25 @@ CROSS JOIN LATERAL (VALUES
 	b.WriteString(strings.Join(rows, ",\n"))
 	fmt.Fprintf(b, "\n) AS k(ord, event, happened, account_id, row_data, old_data)\nWHERE k.happened;\nEND\n$body$\n%s);\n", dollarTag)
 	fmt.Fprintf(b, "REVOKE ALL ON FUNCTION notifier.%s() FROM PUBLIC;\n", ident("derive_"+r.Name))
+}
+
+// typedRows joins old and new, the typed rows conditions read, only where a condition
+// can read them: for no row when no event has one, for updates only when only update
+// events have one (each typed row costs a jsonb_populate_record per changed row).
+func typedRows(r Rule, t string) string {
+	ops := map[string]bool{}
+	for _, e := range r.Events {
+		if e.When != "" {
+			ops[e.On] = true
+		}
+	}
+	switch {
+	case len(ops) == 0:
+		return ""
+	case len(ops) == 1 && ops[OpUpdate]:
+		return fmt.Sprintf("LEFT JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::%s, o.b) AS old ON o.upd\nLEFT JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::%s, o.a) AS new ON o.upd\n", t, t)
+	}
+	return fmt.Sprintf("CROSS JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::%s, o.b) AS old\nCROSS JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::%s, o.a) AS new\n", t, t)
 }
 
 // enrich writes the rule's enrichment function: (event id, payload) for the event ids
