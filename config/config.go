@@ -29,6 +29,15 @@ type Config struct {
 	Log      Log      `mapstructure:"log"`
 	Logging  Logging  `mapstructure:"logging"`
 	Rules    Rules    `mapstructure:"rules"`
+	Snapshot Snapshot `mapstructure:"snapshot"`
+}
+
+// Snapshot bounds GET /v1/snapshot/{list}.
+type Snapshot struct {
+	MaxConcurrent int           `mapstructure:"max_concurrent"` // snapshot transactions at once
+	MaxQueued     int           `mapstructure:"max_queued"`     // waiting beyond that (503 beyond)
+	MaxItems      int           `mapstructure:"max_items"`      // rows one snapshot may hold
+	CursorTTL     time.Duration `mapstructure:"cursor_ttl"`     // how long later pages wait
 }
 
 // Rules says where a DBA's rule file and its generated migrations are.
@@ -179,6 +188,10 @@ var defaults = map[string]any{
 	"logging.level":                            "info",
 	"logging.format":                           "json",
 	"rules.file":                               "",
+	"snapshot.max_concurrent":                  4,
+	"snapshot.max_queued":                      64,
+	"snapshot.max_items":                       10000,
+	"snapshot.cursor_ttl":                      time.Minute,
 	"rules.dir":                                "",
 }
 
@@ -320,6 +333,14 @@ func (c *Config) validateCommon() error {
 		return invalid("socketio.max_client_packets", "must be at least 1, got %d", c.SocketIO.MaxClientPackets)
 	case c.SocketIO.RelayMaxBytes < 2 || c.SocketIO.RelayMaxBytes > c.SocketIO.MaxPayload:
 		return invalid("socketio.relay_max_bytes", "must be between 2 and socketio.max_payload (%d), got %d", c.SocketIO.MaxPayload, c.SocketIO.RelayMaxBytes)
+	case c.Snapshot.MaxConcurrent < 1:
+		return invalid("snapshot.max_concurrent", "must be at least 1, got %d", c.Snapshot.MaxConcurrent)
+	case c.Snapshot.MaxQueued < 0:
+		return invalid("snapshot.max_queued", "must not be negative, got %d", c.Snapshot.MaxQueued)
+	case c.Snapshot.MaxItems < 1:
+		return invalid("snapshot.max_items", "must be at least 1, got %d", c.Snapshot.MaxItems)
+	case c.Snapshot.CursorTTL < time.Second:
+		return invalid("snapshot.cursor_ttl", "must be at least 1s, got %s", c.Snapshot.CursorTTL)
 	case c.SocketIO.RelayRate < 1:
 		return invalid("socketio.relay_rate", "must be at least 1, got %d", c.SocketIO.RelayRate)
 	case c.WS.MaxClientMessages < 1:

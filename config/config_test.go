@@ -91,8 +91,9 @@ func defaults() config.Config {
 			MaxUnauthenticated: 1000, MaxUnauthenticatedPerAddress: 50, MaxClientPackets: 10,
 			RelayMaxBytes: 16384, RelayRate: 10,
 		},
-		Log:     config.Log{Retention: 24 * time.Hour, PruneInterval: time.Minute},
-		Logging: config.Logging{Level: "info", Format: "json"},
+		Log:      config.Log{Retention: 24 * time.Hour, PruneInterval: time.Minute},
+		Logging:  config.Logging{Level: "info", Format: "json"},
+		Snapshot: config.Snapshot{MaxConcurrent: 4, MaxQueued: 64, MaxItems: 10000, CursorTTL: time.Minute},
 	}
 }
 
@@ -170,6 +171,10 @@ var everyKey = []struct {
 	{"logging.format", "text", "text"},
 	{"rules.file", "/etc/notifier/rules.yaml", "/etc/notifier/rules.yaml"},
 	{"rules.dir", "/etc/notifier/migrations", "/etc/notifier/migrations"},
+	{"snapshot.max_concurrent", "2", "2"},
+	{"snapshot.max_queued", "0", "0"},
+	{"snapshot.max_items", "500", "500"},
+	{"snapshot.cursor_ttl", "5s", "5s"},
 }
 
 var everyKeyConfig = config.Config{
@@ -191,9 +196,10 @@ var everyKeyConfig = config.Config{
 		ConnectTimeout: 3 * time.Second, MaxUnauthenticated: 0, MaxUnauthenticatedPerAddress: 7, MaxClientPackets: 4,
 		Relay: []string{"message_created", "message_deleted"}, RelayMaxBytes: 1024, RelayRate: 3,
 	},
-	Log:     config.Log{Retention: 2 * time.Hour, PruneInterval: 30 * time.Second},
-	Logging: config.Logging{Level: "debug", Format: "text"},
-	Rules:   config.Rules{File: "/etc/notifier/rules.yaml", Dir: "/etc/notifier/migrations"},
+	Log:      config.Log{Retention: 2 * time.Hour, PruneInterval: 30 * time.Second},
+	Logging:  config.Logging{Level: "debug", Format: "text"},
+	Rules:    config.Rules{File: "/etc/notifier/rules.yaml", Dir: "/etc/notifier/migrations"},
+	Snapshot: config.Snapshot{MaxConcurrent: 2, MaxQueued: 0, MaxItems: 500, CursorTTL: 5 * time.Second},
 }
 
 // TestEveryKeyCovered keeps everyKey in step with Config: a key without a default is

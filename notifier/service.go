@@ -29,6 +29,7 @@ import (
 	"github.com/pgnotifier/notifier/notifier/eventlog"
 	"github.com/pgnotifier/notifier/notifier/hub"
 	"github.com/pgnotifier/notifier/notifier/listen"
+	"github.com/pgnotifier/notifier/notifier/snapshot"
 	"github.com/pgnotifier/notifier/notifier/socketio"
 	"github.com/pgnotifier/notifier/notifier/web"
 	"github.com/pgnotifier/notifier/notifier/ws"
@@ -72,10 +73,11 @@ type Service struct {
 	relayed map[string]bool // relay.Events
 
 	// Set by Run.
-	hub      *hub.Hub
-	pool     *pgxpool.Pool
-	enricher *enrich.Enricher
-	recent   *recent
+	hub       *hub.Hub
+	pool      *pgxpool.Pool
+	enricher  *enrich.Enricher
+	snapshots *snapshot.Handler
+	recent    *recent
 }
 
 // New checks cfg and prepares a Service. ln, when not nil, is used instead of
@@ -224,6 +226,21 @@ func (s *Service) Run(ctx context.Context) error {
 			return fmt.Errorf("%w: events: %v (`notifier migrate status` lists the installed events)", config.ErrInvalid, err)
 		}
 		s.allowed |= relayed
+	}
+	queued := s.cfg.Snapshot.MaxQueued
+	if queued == 0 {
+		queued = -1 // none may wait
+	}
+	s.snapshots = snapshot.New(snapshot.Config{
+		MaxConcurrent: s.cfg.Snapshot.MaxConcurrent,
+		MaxQueued:     queued,
+		MaxItems:      s.cfg.Snapshot.MaxItems,
+		CursorTTL:     s.cfg.Snapshot.CursorTTL,
+		Logger:        s.logger,
+		Metrics:       s.metrics,
+	}, pool, s.verifier)
+	if err := s.snapshots.Load(ctx); err != nil {
+		return err
 	}
 	s.hub = hub.New(hub.Config{
 		RoomPrefix:               s.cfg.Hub.RoomPrefix,
@@ -393,6 +410,8 @@ func (s *Service) routes(wsHandler, sioHandler http.Handler) http.Handler {
 	dashboard := web.Handler()
 	mux.Handle("GET /{$}", dashboard)
 	mux.Handle("GET "+web.AssetPrefix, dashboard)
+	mux.Handle("GET "+snapshot.Prefix, s.snapshots)
+	mux.Handle("GET "+snapshot.Prefix+"/", s.snapshots)
 	mux.Handle("GET /metrics", s.metrics.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")

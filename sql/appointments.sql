@@ -1,10 +1,13 @@
 -- Enrichment of the clinic rule "appointments" (triggers/clinic.yaml): one row (id,
--- payload) per event id in $1, the payload in the seed contract (000, 001). An event
+-- payload) per row of ev, the payload in the seed contract (000, 001). ev (id,
+-- account_id, event, r, o) is what the rule's functions give it: the burst's events
+-- (r the row as committed, o the row before for events that keep it) or a snapshot's
+-- rows (r the row now, no o), so live events and snapshots share this one query. An event
 -- that kept the row before its update (appointments.status.changed) also carries
 -- previousStatus, the status it changed from.
 --
--- The appointment's own columns come from the log (notifier.events.row_data): they are as
--- of the event's commit, whatever happened to the row since. Its status is the one it had
+-- The appointment's own columns come from r: for an event, as of its commit, whatever
+-- happened to the row since. Its status is the one it had
 -- then (looked up by that statusId); doctor, patient, contact and procedure are read now,
 -- and only when they belong to the event's account (procedures may also be shared, with no
 -- account): no path returns another clinic's rows.
@@ -19,11 +22,7 @@
 --
 -- Functions are schema-qualified: a role that can create objects in a schema on the
 -- session's search_path must not be able to shadow them with a better-matching overload.
-WITH ev AS (
-    SELECT e.id, e.account_id, e.row_data AS r, e.old_data AS o
-    FROM notifier.events e
-    WHERE e.id = ANY($1::bigint[]) AND e.row_data IS NOT NULL
-), first_link AS (
+WITH first_link AS (
     SELECT DISTINCT ON (ev.id) ev.id AS event_id, ap.id, ap."procedureId"
     FROM ev
     JOIN appointment_procedures ap ON ap."appointmentId" = (ev.r ->> 'id')::bigint

@@ -1,16 +1,12 @@
 -- Enrichment of the clinic rule "doctors" (triggers/clinic.yaml): one row (id, payload)
--- per event id in $1, the payload in the seed contract (002). The doctor's own columns come from the log (as of the event's
--- commit); doctorProcedures are read now, ordered by the link's id, [] when none, with
+-- per row of ev (see appointments.sql), the payload in the seed contract (002). The
+-- doctor's own columns come from r (for an event, as of its commit); doctorProcedures are read now, ordered by the link's id, [] when none, with
 -- only the procedures of the event's account (or shared ones, with no account).
 -- Set-based: the links of every doctor of the burst are aggregated in one pass.
 --
 -- Functions are schema-qualified: a role that can create objects in a schema on the
 -- session's search_path must not be able to shadow them with a better-matching overload.
-WITH ev AS (
-    SELECT e.id, e.account_id, e.row_data AS r
-    FROM notifier.events e
-    WHERE e.id = ANY($1::bigint[]) AND e.row_data IS NOT NULL
-), links AS (
+WITH links AS (
     SELECT ev.id AS event_id,
            pg_catalog.json_agg(pg_catalog.json_build_object(
                'id', dp.id,

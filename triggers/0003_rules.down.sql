@@ -1,6 +1,8 @@
 -- notifier 0003 down: back to 0002. Drops the rule machinery (0004's down has already
 -- removed the clinic's rules) and puts back 0002's functions and triggers, verbatim.
 DROP FUNCTION notifier.check_rule(text);
+DROP FUNCTION notifier.check_list(text);
+DROP TABLE notifier.lists;
 DROP FUNCTION notifier.check_columns(text, regclass, text, text[], text[]);
 DROP FUNCTION notifier.create_function(text, regclass, text);
 DROP FUNCTION notifier.copy_lookup();

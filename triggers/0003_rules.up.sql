@@ -5,6 +5,7 @@
 -- What changes (docs/design.md §1 and the README's DBA guide explain each):
 --   notifier.rules, notifier.rule_events   the installed rules and the events each emits
 --                                          (read by the service and `migrate status`)
+--   notifier.lists, check_list()           the lists dashboards load before they follow
 --   notifier.derived                       one event a committing transaction makes
 --   notifier.derive()                      the events of every rule the transaction
 --                                          touched; rewritten by each rules migration
@@ -46,6 +47,14 @@ CREATE TABLE notifier.rule_events (
     ord      integer NOT NULL,
     op       text NOT NULL CHECK (op IN ('insert', 'update', 'delete')),
     alias_of text
+);
+
+-- The lists dashboards load before they follow (GET /v1/snapshot/<name>); each has a
+-- function notifier."list_<name>"(account, max) made by its rules migration.
+CREATE TABLE notifier.lists (
+    name      text PRIMARY KEY,
+    rule      text NOT NULL REFERENCES notifier.rules,
+    page_size integer NOT NULL CHECK (page_size BETWEEN 1 AND 1000)
 );
 
 CREATE TYPE notifier.derived AS (
@@ -180,6 +189,20 @@ BEGIN
     END;
 END
 $$;
+-- check_list(list): plans the list's function once on nothing, so a where or order
+-- that names what does not exist fails the migration, naming the list.
+CREATE FUNCTION notifier.check_list(list text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    EXECUTE format('SELECT count(*) FROM notifier.%I(0, 0)', 'list_' || list);
+EXCEPTION WHEN OTHERS THEN
+    RAISE EXCEPTION 'list "%": %', list, SQLERRM;
+END
+$$;
+REVOKE ALL ON FUNCTION notifier.check_list(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION notifier.check_columns(text, regclass, text, text[], text[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION notifier.create_function(text, regclass, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION notifier.check_rule(text) FROM PUBLIC;

@@ -4,6 +4,18 @@
 -- (a change of rules is a new migration). The first line records the rule set this
 -- file leaves installed.
 
+-- List appointments.today: removed.
+DELETE FROM notifier.lists WHERE name = 'appointments.today';
+DROP FUNCTION notifier."list_appointments.today"(bigint, integer);
+
+-- List appointments.checkin: removed.
+DELETE FROM notifier.lists WHERE name = 'appointments.checkin';
+DROP FUNCTION notifier."list_appointments.checkin"(bigint, integer);
+
+-- List doctors: removed.
+DELETE FROM notifier.lists WHERE name = 'doctors';
+DROP FUNCTION notifier."list_doctors"(bigint, integer);
+
 -- Rule appointments: removed.
 DROP TRIGGER "notifier_appointments_capture" ON "appointments";
 DELETE FROM notifier.rules WHERE name = 'appointments';

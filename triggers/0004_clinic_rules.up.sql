@@ -1,4 +1,4 @@
--- notifier rules: {"rules":[{"name":"appointments","table":"appointments","key":"id","account":"accountId","soft_delete":"deletedAt","ignore":["updatedAt"],"enrich":"-- Enrichment of the clinic rule \"appointments\" (triggers/clinic.yaml): one row (id,\n-- payload) per event id in $1, the payload in the seed contract (000, 001). An event\n-- that kept the row before its update (appointments.status.changed) also carries\n-- previousStatus, the status it changed from.\n--\n-- The appointment's own columns come from the log (notifier.events.row_data): they are as\n-- of the event's commit, whatever happened to the row since. Its status is the one it had\n-- then (looked up by that statusId); doctor, patient, contact and procedure are read now,\n-- and only when they belong to the event's account (procedures may also be shared, with no\n-- account): no path returns another clinic's rows.\n--\n-- Timestamps are UTC ISO-8601 with milliseconds (the pool's session TimeZone is UTC;\n-- a timestamp column's JSON has no offset and is taken as UTC, a timestamptz column's\n-- carries its offset); prices drop trailing fractional zeros.\n--\n-- Set-based: the first procedure link of every appointment of the burst is found in one\n-- pass (DISTINCT ON), an index range with the index the README recommends on\n-- (\"appointmentId\", id).\n--\n-- Functions are schema-qualified: a role that can create objects in a schema on the\n-- session's search_path must not be able to shadow them with a better-matching overload.\nWITH ev AS (\n    SELECT e.id, e.account_id, e.row_data AS r, e.old_data AS o\n    FROM notifier.events e\n    WHERE e.id = ANY($1::bigint[]) AND e.row_data IS NOT NULL\n), first_link AS (\n    SELECT DISTINCT ON (ev.id) ev.id AS event_id, ap.id, ap.\"procedureId\"\n    FROM ev\n    JOIN appointment_procedures ap ON ap.\"appointmentId\" = (ev.r -\u003e\u003e 'id')::bigint\n    ORDER BY ev.id, ap.id\n)\nSELECT ev.id,\n       CASE WHEN ev.o IS NULL THEN a.payload ELSE (pg_catalog.left(a.payload::text, -1)\n           OPERATOR(pg_catalog.||) ',\"previousStatus\":'\n           OPERATOR(pg_catalog.||) coalesce(pg_catalog.json_build_object('id', ps.id, 'name', ps.name, 'color', ps.color)::text, 'null')\n           OPERATOR(pg_catalog.||) '}')::json END AS payload\nFROM ev\nLEFT JOIN doctors d ON d.id = (ev.r -\u003e\u003e 'doctorId')::bigint AND d.\"accountId\" = ev.account_id\nLEFT JOIN patients p ON p.id = (ev.r -\u003e\u003e 'patientId')::bigint AND p.\"accountId\" = ev.account_id\nLEFT JOIN contacts c ON c.id = p.\"contactId\"\nLEFT JOIN statuses s ON s.id = (ev.r -\u003e\u003e 'statusId')::bigint\nLEFT JOIN first_link fl ON fl.event_id = ev.id\nLEFT JOIN procedures pr ON pr.id = fl.\"procedureId\"\n    AND (pr.\"accountId\" = ev.account_id OR pr.\"accountId\" IS NULL)\nLEFT JOIN statuses ps ON ps.id = (ev.o -\u003e\u003e 'statusId')::bigint\nCROSS JOIN LATERAL (SELECT pg_catalog.json_build_object(\n           'id', ev.r -\u003e 'id',\n           'date', pg_catalog.to_char((ev.r -\u003e\u003e 'date')::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),\n           'startTime', ev.r -\u003e 'startTime',\n           'endTime', ev.r -\u003e 'endTime',\n           'notes', ev.r -\u003e 'notes',\n           'doctorId', ev.r -\u003e 'doctorId',\n           'patientId', ev.r -\u003e 'patientId',\n           'statusId', ev.r -\u003e 'statusId',\n           'accountId', ev.r -\u003e 'accountId',\n           'createdAt', pg_catalog.to_char((ev.r -\u003e\u003e 'createdAt')::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),\n           'updatedAt', pg_catalog.to_char((ev.r -\u003e\u003e 'updatedAt')::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),\n           'deletedAt', pg_catalog.to_char((ev.r -\u003e\u003e 'deletedAt')::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),\n           'doctor', CASE WHEN d.id IS NOT NULL THEN pg_catalog.json_build_object(\n               'id', d.id,\n               'name', d.name,\n               'crm', d.crm,\n               'email', d.email,\n               'phone', d.phone,\n               'isBusy', d.\"isBusy\",\n               'accountId', d.\"accountId\") END,\n           'patient', CASE WHEN p.id IS NOT NULL THEN pg_catalog.json_build_object(\n               'id', p.id,\n               'name', p.name,\n               'contactId', p.\"contactId\",\n               'accountId', p.\"accountId\",\n               'contact', CASE WHEN c.id IS NOT NULL THEN pg_catalog.json_build_object(\n                   'id', c.id,\n                   'phone', c.phone,\n                   'email', c.email) END) END,\n           'status', CASE WHEN s.id IS NOT NULL THEN pg_catalog.json_build_object(\n               'id', s.id,\n               'name', s.name,\n               'color', s.color) END,\n           'appointmentProcedures', CASE WHEN fl.id IS NOT NULL THEN pg_catalog.json_build_object(\n               'id', fl.id,\n               'procedureId', fl.\"procedureId\",\n               'procedure', CASE WHEN pr.id IS NOT NULL THEN pg_catalog.json_build_object(\n                   'id', pr.id,\n                   'name', pr.name,\n                   'price', pg_catalog.trim_scale(pr.price)::text) END) END\n       ) AS payload) AS a","events":[{"name":"appointments.created","on":"insert"},{"name":"appointments.updated","on":"update"},{"name":"appointments.status.changed","on":"update","when":"old.\"statusId\" IS DISTINCT FROM new.\"statusId\"","keep_old":true},{"name":"appointments.checkin","on":"update","when":"old.\"statusId\" IS DISTINCT FROM new.\"statusId\" AND notifier.lookup('statuses', new.\"statusId\") = 'Check-in'"},{"name":"appointments.serving","on":"update","when":"old.\"statusId\" IS DISTINCT FROM new.\"statusId\" AND notifier.lookup('statuses', new.\"statusId\") = 'Em atendimento'"},{"name":"appointments.finished","on":"update","when":"old.\"statusId\" IS DISTINCT FROM new.\"statusId\" AND notifier.lookup('statuses', new.\"statusId\") = 'Finalizado'"},{"name":"appointments.deleted","on":"delete"}]},{"name":"doctors","table":"doctors","key":"id","account":"accountId","soft_delete":"deletedAt","ignore":["updatedAt"],"enrich":"-- Enrichment of the clinic rule \"doctors\" (triggers/clinic.yaml): one row (id, payload)\n-- per event id in $1, the payload in the seed contract (002). The doctor's own columns come from the log (as of the event's\n-- commit); doctorProcedures are read now, ordered by the link's id, [] when none, with\n-- only the procedures of the event's account (or shared ones, with no account).\n-- Set-based: the links of every doctor of the burst are aggregated in one pass.\n--\n-- Functions are schema-qualified: a role that can create objects in a schema on the\n-- session's search_path must not be able to shadow them with a better-matching overload.\nWITH ev AS (\n    SELECT e.id, e.account_id, e.row_data AS r\n    FROM notifier.events e\n    WHERE e.id = ANY($1::bigint[]) AND e.row_data IS NOT NULL\n), links AS (\n    SELECT ev.id AS event_id,\n           pg_catalog.json_agg(pg_catalog.json_build_object(\n               'id', dp.id,\n               'procedureId', dp.\"procedureId\",\n               'procedure', CASE WHEN pr.id IS NOT NULL THEN pg_catalog.json_build_object(\n                   'id', pr.id,\n                   'name', pr.name,\n                   'price', pg_catalog.trim_scale(pr.price)::text) END)\n           ORDER BY dp.id) AS procs\n    FROM ev\n    JOIN doctor_procedures dp ON dp.\"doctorId\" = (ev.r -\u003e\u003e 'id')::bigint\n    LEFT JOIN procedures pr ON pr.id = dp.\"procedureId\"\n        AND (pr.\"accountId\" = ev.account_id OR pr.\"accountId\" IS NULL)\n    GROUP BY ev.id\n)\nSELECT ev.id,\n       pg_catalog.json_build_object(\n           'id', ev.r -\u003e 'id',\n           'name', ev.r -\u003e 'name',\n           'crm', ev.r -\u003e 'crm',\n           'email', ev.r -\u003e 'email',\n           'phone', ev.r -\u003e 'phone',\n           'isBusy', ev.r -\u003e 'isBusy',\n           'accountId', ev.r -\u003e 'accountId',\n           'createdAt', pg_catalog.to_char((ev.r -\u003e\u003e 'createdAt')::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),\n           'updatedAt', pg_catalog.to_char((ev.r -\u003e\u003e 'updatedAt')::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),\n           'deletedAt', pg_catalog.to_char((ev.r -\u003e\u003e 'deletedAt')::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),\n           'doctorProcedures', coalesce(l.procs, '[]'::json)\n       ) AS payload\nFROM ev\nLEFT JOIN links l ON l.event_id = ev.id","events":[{"name":"doctors.created","on":"insert"},{"name":"doctors.updated","on":"update"},{"name":"doctors.busy","on":"update","when":"new.\"isBusy\" AND NOT coalesce(old.\"isBusy\", false)"},{"name":"doctors.deleted","on":"delete"}]}],"lookups":[{"table":"statuses","key":"id","value":"name"}]}
+-- notifier rules: {"rules":[{"name":"appointments","table":"appointments","key":"id","account":"accountId","soft_delete":"deletedAt","ignore":["updatedAt"],"enrich":"-- Enrichment of the clinic rule \"appointments\" (triggers/clinic.yaml): one row (id,\n-- payload) per row of ev, the payload in the seed contract (000, 001). ev (id,\n-- account_id, event, r, o) is what the rule's functions give it: the burst's events\n-- (r the row as committed, o the row before for events that keep it) or a snapshot's\n-- rows (r the row now, no o), so live events and snapshots share this one query. An event\n-- that kept the row before its update (appointments.status.changed) also carries\n-- previousStatus, the status it changed from.\n--\n-- The appointment's own columns come from r: for an event, as of its commit, whatever\n-- happened to the row since. Its status is the one it had\n-- then (looked up by that statusId); doctor, patient, contact and procedure are read now,\n-- and only when they belong to the event's account (procedures may also be shared, with no\n-- account): no path returns another clinic's rows.\n--\n-- Timestamps are UTC ISO-8601 with milliseconds (the pool's session TimeZone is UTC;\n-- a timestamp column's JSON has no offset and is taken as UTC, a timestamptz column's\n-- carries its offset); prices drop trailing fractional zeros.\n--\n-- Set-based: the first procedure link of every appointment of the burst is found in one\n-- pass (DISTINCT ON), an index range with the index the README recommends on\n-- (\"appointmentId\", id).\n--\n-- Functions are schema-qualified: a role that can create objects in a schema on the\n-- session's search_path must not be able to shadow them with a better-matching overload.\nWITH first_link AS (\n    SELECT DISTINCT ON (ev.id) ev.id AS event_id, ap.id, ap.\"procedureId\"\n    FROM ev\n    JOIN appointment_procedures ap ON ap.\"appointmentId\" = (ev.r -\u003e\u003e 'id')::bigint\n    ORDER BY ev.id, ap.id\n)\nSELECT ev.id,\n       CASE WHEN ev.o IS NULL THEN a.payload ELSE (pg_catalog.left(a.payload::text, -1)\n           OPERATOR(pg_catalog.||) ',\"previousStatus\":'\n           OPERATOR(pg_catalog.||) coalesce(pg_catalog.json_build_object('id', ps.id, 'name', ps.name, 'color', ps.color)::text, 'null')\n           OPERATOR(pg_catalog.||) '}')::json END AS payload\nFROM ev\nLEFT JOIN doctors d ON d.id = (ev.r -\u003e\u003e 'doctorId')::bigint AND d.\"accountId\" = ev.account_id\nLEFT JOIN patients p ON p.id = (ev.r -\u003e\u003e 'patientId')::bigint AND p.\"accountId\" = ev.account_id\nLEFT JOIN contacts c ON c.id = p.\"contactId\"\nLEFT JOIN statuses s ON s.id = (ev.r -\u003e\u003e 'statusId')::bigint\nLEFT JOIN first_link fl ON fl.event_id = ev.id\nLEFT JOIN procedures pr ON pr.id = fl.\"procedureId\"\n    AND (pr.\"accountId\" = ev.account_id OR pr.\"accountId\" IS NULL)\nLEFT JOIN statuses ps ON ps.id = (ev.o -\u003e\u003e 'statusId')::bigint\nCROSS JOIN LATERAL (SELECT pg_catalog.json_build_object(\n           'id', ev.r -\u003e 'id',\n           'date', pg_catalog.to_char((ev.r -\u003e\u003e 'date')::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),\n           'startTime', ev.r -\u003e 'startTime',\n           'endTime', ev.r -\u003e 'endTime',\n           'notes', ev.r -\u003e 'notes',\n           'doctorId', ev.r -\u003e 'doctorId',\n           'patientId', ev.r -\u003e 'patientId',\n           'statusId', ev.r -\u003e 'statusId',\n           'accountId', ev.r -\u003e 'accountId',\n           'createdAt', pg_catalog.to_char((ev.r -\u003e\u003e 'createdAt')::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),\n           'updatedAt', pg_catalog.to_char((ev.r -\u003e\u003e 'updatedAt')::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),\n           'deletedAt', pg_catalog.to_char((ev.r -\u003e\u003e 'deletedAt')::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),\n           'doctor', CASE WHEN d.id IS NOT NULL THEN pg_catalog.json_build_object(\n               'id', d.id,\n               'name', d.name,\n               'crm', d.crm,\n               'email', d.email,\n               'phone', d.phone,\n               'isBusy', d.\"isBusy\",\n               'accountId', d.\"accountId\") END,\n           'patient', CASE WHEN p.id IS NOT NULL THEN pg_catalog.json_build_object(\n               'id', p.id,\n               'name', p.name,\n               'contactId', p.\"contactId\",\n               'accountId', p.\"accountId\",\n               'contact', CASE WHEN c.id IS NOT NULL THEN pg_catalog.json_build_object(\n                   'id', c.id,\n                   'phone', c.phone,\n                   'email', c.email) END) END,\n           'status', CASE WHEN s.id IS NOT NULL THEN pg_catalog.json_build_object(\n               'id', s.id,\n               'name', s.name,\n               'color', s.color) END,\n           'appointmentProcedures', CASE WHEN fl.id IS NOT NULL THEN pg_catalog.json_build_object(\n               'id', fl.id,\n               'procedureId', fl.\"procedureId\",\n               'procedure', CASE WHEN pr.id IS NOT NULL THEN pg_catalog.json_build_object(\n                   'id', pr.id,\n                   'name', pr.name,\n                   'price', pg_catalog.trim_scale(pr.price)::text) END) END\n       ) AS payload) AS a","events":[{"name":"appointments.created","on":"insert"},{"name":"appointments.updated","on":"update"},{"name":"appointments.status.changed","on":"update","when":"old.\"statusId\" IS DISTINCT FROM new.\"statusId\"","keep_old":true},{"name":"appointments.checkin","on":"update","when":"old.\"statusId\" IS DISTINCT FROM new.\"statusId\" AND notifier.lookup('statuses', new.\"statusId\") = 'Check-in'"},{"name":"appointments.serving","on":"update","when":"old.\"statusId\" IS DISTINCT FROM new.\"statusId\" AND notifier.lookup('statuses', new.\"statusId\") = 'Em atendimento'"},{"name":"appointments.finished","on":"update","when":"old.\"statusId\" IS DISTINCT FROM new.\"statusId\" AND notifier.lookup('statuses', new.\"statusId\") = 'Finalizado'"},{"name":"appointments.deleted","on":"delete"}]},{"name":"doctors","table":"doctors","key":"id","account":"accountId","soft_delete":"deletedAt","ignore":["updatedAt"],"enrich":"-- Enrichment of the clinic rule \"doctors\" (triggers/clinic.yaml): one row (id, payload)\n-- per row of ev (see appointments.sql), the payload in the seed contract (002). The\n-- doctor's own columns come from r (for an event, as of its commit); doctorProcedures are read now, ordered by the link's id, [] when none, with\n-- only the procedures of the event's account (or shared ones, with no account).\n-- Set-based: the links of every doctor of the burst are aggregated in one pass.\n--\n-- Functions are schema-qualified: a role that can create objects in a schema on the\n-- session's search_path must not be able to shadow them with a better-matching overload.\nWITH links AS (\n    SELECT ev.id AS event_id,\n           pg_catalog.json_agg(pg_catalog.json_build_object(\n               'id', dp.id,\n               'procedureId', dp.\"procedureId\",\n               'procedure', CASE WHEN pr.id IS NOT NULL THEN pg_catalog.json_build_object(\n                   'id', pr.id,\n                   'name', pr.name,\n                   'price', pg_catalog.trim_scale(pr.price)::text) END)\n           ORDER BY dp.id) AS procs\n    FROM ev\n    JOIN doctor_procedures dp ON dp.\"doctorId\" = (ev.r -\u003e\u003e 'id')::bigint\n    LEFT JOIN procedures pr ON pr.id = dp.\"procedureId\"\n        AND (pr.\"accountId\" = ev.account_id OR pr.\"accountId\" IS NULL)\n    GROUP BY ev.id\n)\nSELECT ev.id,\n       pg_catalog.json_build_object(\n           'id', ev.r -\u003e 'id',\n           'name', ev.r -\u003e 'name',\n           'crm', ev.r -\u003e 'crm',\n           'email', ev.r -\u003e 'email',\n           'phone', ev.r -\u003e 'phone',\n           'isBusy', ev.r -\u003e 'isBusy',\n           'accountId', ev.r -\u003e 'accountId',\n           'createdAt', pg_catalog.to_char((ev.r -\u003e\u003e 'createdAt')::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),\n           'updatedAt', pg_catalog.to_char((ev.r -\u003e\u003e 'updatedAt')::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),\n           'deletedAt', pg_catalog.to_char((ev.r -\u003e\u003e 'deletedAt')::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),\n           'doctorProcedures', coalesce(l.procs, '[]'::json)\n       ) AS payload\nFROM ev\nLEFT JOIN links l ON l.event_id = ev.id","events":[{"name":"doctors.created","on":"insert"},{"name":"doctors.updated","on":"update"},{"name":"doctors.busy","on":"update","when":"new.\"isBusy\" AND NOT coalesce(old.\"isBusy\", false)"},{"name":"doctors.deleted","on":"delete"}]}],"lookups":[{"table":"statuses","key":"id","value":"name"}],"lists":[{"name":"appointments.today","rule":"appointments","where":"date \u003e= date_trunc('day', now() AT TIME ZONE 'UTC') AND date \u003c date_trunc('day', now() AT TIME ZONE 'UTC') + interval '1 day'","order":"date, \"startTime\", id","limit":200},{"name":"appointments.checkin","rule":"appointments","where":"\"statusId\" IN (SELECT s.id FROM statuses s WHERE s.name = 'Check-in')","order":"\"updatedAt\", id","limit":200},{"name":"doctors","rule":"doctors","order":"name, id","limit":200}]}
 -- notifier needs: OWNER appointments, OWNER doctors, OWNER statuses
 -- Generated by `notifier rules sql`: review it, keep it, never edit it once applied
 -- (a change of rules is a new migration). The first line records the rule set this
@@ -83,14 +83,22 @@ SET search_path = pg_catalog, __NOTIFIER_SCHEMA__
 AS $body$
 #variable_conflict use_column
 BEGIN
-RETURN QUERY SELECT q.id::bigint, q.payload::json FROM (
+RETURN QUERY WITH ev AS (
+    SELECT e.id, e.account_id, e.event, e.row_data AS r, e.old_data AS o
+    FROM notifier.events e
+    WHERE e.id = ANY (event_ids) AND e.row_data IS NOT NULL
+)
+SELECT q.id::bigint, q.payload::json FROM (
 -- Enrichment of the clinic rule "appointments" (triggers/clinic.yaml): one row (id,
--- payload) per event id in $1, the payload in the seed contract (000, 001). An event
+-- payload) per row of ev, the payload in the seed contract (000, 001). ev (id,
+-- account_id, event, r, o) is what the rule's functions give it: the burst's events
+-- (r the row as committed, o the row before for events that keep it) or a snapshot's
+-- rows (r the row now, no o), so live events and snapshots share this one query. An event
 -- that kept the row before its update (appointments.status.changed) also carries
 -- previousStatus, the status it changed from.
 --
--- The appointment's own columns come from the log (notifier.events.row_data): they are as
--- of the event's commit, whatever happened to the row since. Its status is the one it had
+-- The appointment's own columns come from r: for an event, as of its commit, whatever
+-- happened to the row since. Its status is the one it had
 -- then (looked up by that statusId); doctor, patient, contact and procedure are read now,
 -- and only when they belong to the event's account (procedures may also be shared, with no
 -- account): no path returns another clinic's rows.
@@ -105,11 +113,7 @@ RETURN QUERY SELECT q.id::bigint, q.payload::json FROM (
 --
 -- Functions are schema-qualified: a role that can create objects in a schema on the
 -- session's search_path must not be able to shadow them with a better-matching overload.
-WITH ev AS (
-    SELECT e.id, e.account_id, e.row_data AS r, e.old_data AS o
-    FROM notifier.events e
-    WHERE e.id = ANY($1::bigint[]) AND e.row_data IS NOT NULL
-), first_link AS (
+WITH first_link AS (
     SELECT DISTINCT ON (ev.id) ev.id AS event_id, ap.id, ap."procedureId"
     FROM ev
     JOIN appointment_procedures ap ON ap."appointmentId" = (ev.r ->> 'id')::bigint
@@ -243,20 +247,21 @@ SET search_path = pg_catalog, __NOTIFIER_SCHEMA__
 AS $body$
 #variable_conflict use_column
 BEGIN
-RETURN QUERY SELECT q.id::bigint, q.payload::json FROM (
+RETURN QUERY WITH ev AS (
+    SELECT e.id, e.account_id, e.event, e.row_data AS r, e.old_data AS o
+    FROM notifier.events e
+    WHERE e.id = ANY (event_ids) AND e.row_data IS NOT NULL
+)
+SELECT q.id::bigint, q.payload::json FROM (
 -- Enrichment of the clinic rule "doctors" (triggers/clinic.yaml): one row (id, payload)
--- per event id in $1, the payload in the seed contract (002). The doctor's own columns come from the log (as of the event's
--- commit); doctorProcedures are read now, ordered by the link's id, [] when none, with
+-- per row of ev (see appointments.sql), the payload in the seed contract (002). The
+-- doctor's own columns come from r (for an event, as of its commit); doctorProcedures are read now, ordered by the link's id, [] when none, with
 -- only the procedures of the event's account (or shared ones, with no account).
 -- Set-based: the links of every doctor of the burst are aggregated in one pass.
 --
 -- Functions are schema-qualified: a role that can create objects in a schema on the
 -- session's search_path must not be able to shadow them with a better-matching overload.
-WITH ev AS (
-    SELECT e.id, e.account_id, e.row_data AS r
-    FROM notifier.events e
-    WHERE e.id = ANY($1::bigint[]) AND e.row_data IS NOT NULL
-), links AS (
+WITH links AS (
     SELECT ev.id AS event_id,
            pg_catalog.json_agg(pg_catalog.json_build_object(
                'id', dp.id,
@@ -297,6 +302,301 @@ CREATE CONSTRAINT TRIGGER "notifier_doctors_capture"
     DEFERRABLE INITIALLY DEFERRED
     FOR EACH ROW EXECUTE FUNCTION notifier.capture('doctors', 'id');
 SELECT notifier.check_rule('doctors');
+
+-- List appointments.today: rows of rule appointments, by date, "startTime", id, 200 a page.
+INSERT INTO notifier.lists (name, rule, page_size) VALUES ('appointments.today', 'appointments', 200);
+SELECT notifier.create_function('appointments', pg_catalog.to_regclass('"appointments"'), $notifier_rule$
+CREATE FUNCTION notifier."list_appointments.today"(p_account bigint, p_max integer)
+RETURNS TABLE (id bigint, payload json)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, __NOTIFIER_SCHEMA__
+AS $body$
+#variable_conflict use_column
+BEGIN
+RETURN QUERY WITH ev AS (
+    SELECT l.n AS id, p_account AS account_id, NULL::text AS event, l.r, NULL::jsonb AS o
+    FROM (SELECT pg_catalog.to_jsonb(t) AS r, row_number() OVER (ORDER BY date, "startTime", id) AS n
+          FROM __NOTIFIER_TABLE__ AS t
+          WHERE t."accountId" = p_account
+            AND t."deletedAt" IS NULL
+            AND (date >= date_trunc('day', now() AT TIME ZONE 'UTC') AND date < date_trunc('day', now() AT TIME ZONE 'UTC') + interval '1 day')
+          ORDER BY date, "startTime", id
+          LIMIT p_max) AS l
+)
+SELECT q.id::bigint, q.payload::json FROM (
+-- Enrichment of the clinic rule "appointments" (triggers/clinic.yaml): one row (id,
+-- payload) per row of ev, the payload in the seed contract (000, 001). ev (id,
+-- account_id, event, r, o) is what the rule's functions give it: the burst's events
+-- (r the row as committed, o the row before for events that keep it) or a snapshot's
+-- rows (r the row now, no o), so live events and snapshots share this one query. An event
+-- that kept the row before its update (appointments.status.changed) also carries
+-- previousStatus, the status it changed from.
+--
+-- The appointment's own columns come from r: for an event, as of its commit, whatever
+-- happened to the row since. Its status is the one it had
+-- then (looked up by that statusId); doctor, patient, contact and procedure are read now,
+-- and only when they belong to the event's account (procedures may also be shared, with no
+-- account): no path returns another clinic's rows.
+--
+-- Timestamps are UTC ISO-8601 with milliseconds (the pool's session TimeZone is UTC;
+-- a timestamp column's JSON has no offset and is taken as UTC, a timestamptz column's
+-- carries its offset); prices drop trailing fractional zeros.
+--
+-- Set-based: the first procedure link of every appointment of the burst is found in one
+-- pass (DISTINCT ON), an index range with the index the README recommends on
+-- ("appointmentId", id).
+--
+-- Functions are schema-qualified: a role that can create objects in a schema on the
+-- session's search_path must not be able to shadow them with a better-matching overload.
+WITH first_link AS (
+    SELECT DISTINCT ON (ev.id) ev.id AS event_id, ap.id, ap."procedureId"
+    FROM ev
+    JOIN appointment_procedures ap ON ap."appointmentId" = (ev.r ->> 'id')::bigint
+    ORDER BY ev.id, ap.id
+)
+SELECT ev.id,
+       CASE WHEN ev.o IS NULL THEN a.payload ELSE (pg_catalog.left(a.payload::text, -1)
+           OPERATOR(pg_catalog.||) ',"previousStatus":'
+           OPERATOR(pg_catalog.||) coalesce(pg_catalog.json_build_object('id', ps.id, 'name', ps.name, 'color', ps.color)::text, 'null')
+           OPERATOR(pg_catalog.||) '}')::json END AS payload
+FROM ev
+LEFT JOIN doctors d ON d.id = (ev.r ->> 'doctorId')::bigint AND d."accountId" = ev.account_id
+LEFT JOIN patients p ON p.id = (ev.r ->> 'patientId')::bigint AND p."accountId" = ev.account_id
+LEFT JOIN contacts c ON c.id = p."contactId"
+LEFT JOIN statuses s ON s.id = (ev.r ->> 'statusId')::bigint
+LEFT JOIN first_link fl ON fl.event_id = ev.id
+LEFT JOIN procedures pr ON pr.id = fl."procedureId"
+    AND (pr."accountId" = ev.account_id OR pr."accountId" IS NULL)
+LEFT JOIN statuses ps ON ps.id = (ev.o ->> 'statusId')::bigint
+CROSS JOIN LATERAL (SELECT pg_catalog.json_build_object(
+           'id', ev.r -> 'id',
+           'date', pg_catalog.to_char((ev.r ->> 'date')::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+           'startTime', ev.r -> 'startTime',
+           'endTime', ev.r -> 'endTime',
+           'notes', ev.r -> 'notes',
+           'doctorId', ev.r -> 'doctorId',
+           'patientId', ev.r -> 'patientId',
+           'statusId', ev.r -> 'statusId',
+           'accountId', ev.r -> 'accountId',
+           'createdAt', pg_catalog.to_char((ev.r ->> 'createdAt')::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+           'updatedAt', pg_catalog.to_char((ev.r ->> 'updatedAt')::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+           'deletedAt', pg_catalog.to_char((ev.r ->> 'deletedAt')::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+           'doctor', CASE WHEN d.id IS NOT NULL THEN pg_catalog.json_build_object(
+               'id', d.id,
+               'name', d.name,
+               'crm', d.crm,
+               'email', d.email,
+               'phone', d.phone,
+               'isBusy', d."isBusy",
+               'accountId', d."accountId") END,
+           'patient', CASE WHEN p.id IS NOT NULL THEN pg_catalog.json_build_object(
+               'id', p.id,
+               'name', p.name,
+               'contactId', p."contactId",
+               'accountId', p."accountId",
+               'contact', CASE WHEN c.id IS NOT NULL THEN pg_catalog.json_build_object(
+                   'id', c.id,
+                   'phone', c.phone,
+                   'email', c.email) END) END,
+           'status', CASE WHEN s.id IS NOT NULL THEN pg_catalog.json_build_object(
+               'id', s.id,
+               'name', s.name,
+               'color', s.color) END,
+           'appointmentProcedures', CASE WHEN fl.id IS NOT NULL THEN pg_catalog.json_build_object(
+               'id', fl.id,
+               'procedureId', fl."procedureId",
+               'procedure', CASE WHEN pr.id IS NOT NULL THEN pg_catalog.json_build_object(
+                   'id', pr.id,
+                   'name', pr.name,
+                   'price', pg_catalog.trim_scale(pr.price)::text) END) END
+       ) AS payload) AS a
+) AS q
+ORDER BY 1;
+END
+$body$
+$notifier_rule$);
+SELECT notifier.check_list('appointments.today');
+
+-- List appointments.checkin: rows of rule appointments, by "updatedAt", id, 200 a page.
+INSERT INTO notifier.lists (name, rule, page_size) VALUES ('appointments.checkin', 'appointments', 200);
+SELECT notifier.create_function('appointments', pg_catalog.to_regclass('"appointments"'), $notifier_rule$
+CREATE FUNCTION notifier."list_appointments.checkin"(p_account bigint, p_max integer)
+RETURNS TABLE (id bigint, payload json)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, __NOTIFIER_SCHEMA__
+AS $body$
+#variable_conflict use_column
+BEGIN
+RETURN QUERY WITH ev AS (
+    SELECT l.n AS id, p_account AS account_id, NULL::text AS event, l.r, NULL::jsonb AS o
+    FROM (SELECT pg_catalog.to_jsonb(t) AS r, row_number() OVER (ORDER BY "updatedAt", id) AS n
+          FROM __NOTIFIER_TABLE__ AS t
+          WHERE t."accountId" = p_account
+            AND t."deletedAt" IS NULL
+            AND ("statusId" IN (SELECT s.id FROM statuses s WHERE s.name = 'Check-in'))
+          ORDER BY "updatedAt", id
+          LIMIT p_max) AS l
+)
+SELECT q.id::bigint, q.payload::json FROM (
+-- Enrichment of the clinic rule "appointments" (triggers/clinic.yaml): one row (id,
+-- payload) per row of ev, the payload in the seed contract (000, 001). ev (id,
+-- account_id, event, r, o) is what the rule's functions give it: the burst's events
+-- (r the row as committed, o the row before for events that keep it) or a snapshot's
+-- rows (r the row now, no o), so live events and snapshots share this one query. An event
+-- that kept the row before its update (appointments.status.changed) also carries
+-- previousStatus, the status it changed from.
+--
+-- The appointment's own columns come from r: for an event, as of its commit, whatever
+-- happened to the row since. Its status is the one it had
+-- then (looked up by that statusId); doctor, patient, contact and procedure are read now,
+-- and only when they belong to the event's account (procedures may also be shared, with no
+-- account): no path returns another clinic's rows.
+--
+-- Timestamps are UTC ISO-8601 with milliseconds (the pool's session TimeZone is UTC;
+-- a timestamp column's JSON has no offset and is taken as UTC, a timestamptz column's
+-- carries its offset); prices drop trailing fractional zeros.
+--
+-- Set-based: the first procedure link of every appointment of the burst is found in one
+-- pass (DISTINCT ON), an index range with the index the README recommends on
+-- ("appointmentId", id).
+--
+-- Functions are schema-qualified: a role that can create objects in a schema on the
+-- session's search_path must not be able to shadow them with a better-matching overload.
+WITH first_link AS (
+    SELECT DISTINCT ON (ev.id) ev.id AS event_id, ap.id, ap."procedureId"
+    FROM ev
+    JOIN appointment_procedures ap ON ap."appointmentId" = (ev.r ->> 'id')::bigint
+    ORDER BY ev.id, ap.id
+)
+SELECT ev.id,
+       CASE WHEN ev.o IS NULL THEN a.payload ELSE (pg_catalog.left(a.payload::text, -1)
+           OPERATOR(pg_catalog.||) ',"previousStatus":'
+           OPERATOR(pg_catalog.||) coalesce(pg_catalog.json_build_object('id', ps.id, 'name', ps.name, 'color', ps.color)::text, 'null')
+           OPERATOR(pg_catalog.||) '}')::json END AS payload
+FROM ev
+LEFT JOIN doctors d ON d.id = (ev.r ->> 'doctorId')::bigint AND d."accountId" = ev.account_id
+LEFT JOIN patients p ON p.id = (ev.r ->> 'patientId')::bigint AND p."accountId" = ev.account_id
+LEFT JOIN contacts c ON c.id = p."contactId"
+LEFT JOIN statuses s ON s.id = (ev.r ->> 'statusId')::bigint
+LEFT JOIN first_link fl ON fl.event_id = ev.id
+LEFT JOIN procedures pr ON pr.id = fl."procedureId"
+    AND (pr."accountId" = ev.account_id OR pr."accountId" IS NULL)
+LEFT JOIN statuses ps ON ps.id = (ev.o ->> 'statusId')::bigint
+CROSS JOIN LATERAL (SELECT pg_catalog.json_build_object(
+           'id', ev.r -> 'id',
+           'date', pg_catalog.to_char((ev.r ->> 'date')::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+           'startTime', ev.r -> 'startTime',
+           'endTime', ev.r -> 'endTime',
+           'notes', ev.r -> 'notes',
+           'doctorId', ev.r -> 'doctorId',
+           'patientId', ev.r -> 'patientId',
+           'statusId', ev.r -> 'statusId',
+           'accountId', ev.r -> 'accountId',
+           'createdAt', pg_catalog.to_char((ev.r ->> 'createdAt')::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+           'updatedAt', pg_catalog.to_char((ev.r ->> 'updatedAt')::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+           'deletedAt', pg_catalog.to_char((ev.r ->> 'deletedAt')::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+           'doctor', CASE WHEN d.id IS NOT NULL THEN pg_catalog.json_build_object(
+               'id', d.id,
+               'name', d.name,
+               'crm', d.crm,
+               'email', d.email,
+               'phone', d.phone,
+               'isBusy', d."isBusy",
+               'accountId', d."accountId") END,
+           'patient', CASE WHEN p.id IS NOT NULL THEN pg_catalog.json_build_object(
+               'id', p.id,
+               'name', p.name,
+               'contactId', p."contactId",
+               'accountId', p."accountId",
+               'contact', CASE WHEN c.id IS NOT NULL THEN pg_catalog.json_build_object(
+                   'id', c.id,
+                   'phone', c.phone,
+                   'email', c.email) END) END,
+           'status', CASE WHEN s.id IS NOT NULL THEN pg_catalog.json_build_object(
+               'id', s.id,
+               'name', s.name,
+               'color', s.color) END,
+           'appointmentProcedures', CASE WHEN fl.id IS NOT NULL THEN pg_catalog.json_build_object(
+               'id', fl.id,
+               'procedureId', fl."procedureId",
+               'procedure', CASE WHEN pr.id IS NOT NULL THEN pg_catalog.json_build_object(
+                   'id', pr.id,
+                   'name', pr.name,
+                   'price', pg_catalog.trim_scale(pr.price)::text) END) END
+       ) AS payload) AS a
+) AS q
+ORDER BY 1;
+END
+$body$
+$notifier_rule$);
+SELECT notifier.check_list('appointments.checkin');
+
+-- List doctors: rows of rule doctors, by name, id, 200 a page.
+INSERT INTO notifier.lists (name, rule, page_size) VALUES ('doctors', 'doctors', 200);
+SELECT notifier.create_function('doctors', pg_catalog.to_regclass('"doctors"'), $notifier_rule$
+CREATE FUNCTION notifier."list_doctors"(p_account bigint, p_max integer)
+RETURNS TABLE (id bigint, payload json)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, __NOTIFIER_SCHEMA__
+AS $body$
+#variable_conflict use_column
+BEGIN
+RETURN QUERY WITH ev AS (
+    SELECT l.n AS id, p_account AS account_id, NULL::text AS event, l.r, NULL::jsonb AS o
+    FROM (SELECT pg_catalog.to_jsonb(t) AS r, row_number() OVER (ORDER BY name, id) AS n
+          FROM __NOTIFIER_TABLE__ AS t
+          WHERE t."accountId" = p_account
+            AND t."deletedAt" IS NULL
+          ORDER BY name, id
+          LIMIT p_max) AS l
+)
+SELECT q.id::bigint, q.payload::json FROM (
+-- Enrichment of the clinic rule "doctors" (triggers/clinic.yaml): one row (id, payload)
+-- per row of ev (see appointments.sql), the payload in the seed contract (002). The
+-- doctor's own columns come from r (for an event, as of its commit); doctorProcedures are read now, ordered by the link's id, [] when none, with
+-- only the procedures of the event's account (or shared ones, with no account).
+-- Set-based: the links of every doctor of the burst are aggregated in one pass.
+--
+-- Functions are schema-qualified: a role that can create objects in a schema on the
+-- session's search_path must not be able to shadow them with a better-matching overload.
+WITH links AS (
+    SELECT ev.id AS event_id,
+           pg_catalog.json_agg(pg_catalog.json_build_object(
+               'id', dp.id,
+               'procedureId', dp."procedureId",
+               'procedure', CASE WHEN pr.id IS NOT NULL THEN pg_catalog.json_build_object(
+                   'id', pr.id,
+                   'name', pr.name,
+                   'price', pg_catalog.trim_scale(pr.price)::text) END)
+           ORDER BY dp.id) AS procs
+    FROM ev
+    JOIN doctor_procedures dp ON dp."doctorId" = (ev.r ->> 'id')::bigint
+    LEFT JOIN procedures pr ON pr.id = dp."procedureId"
+        AND (pr."accountId" = ev.account_id OR pr."accountId" IS NULL)
+    GROUP BY ev.id
+)
+SELECT ev.id,
+       pg_catalog.json_build_object(
+           'id', ev.r -> 'id',
+           'name', ev.r -> 'name',
+           'crm', ev.r -> 'crm',
+           'email', ev.r -> 'email',
+           'phone', ev.r -> 'phone',
+           'isBusy', ev.r -> 'isBusy',
+           'accountId', ev.r -> 'accountId',
+           'createdAt', pg_catalog.to_char((ev.r ->> 'createdAt')::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+           'updatedAt', pg_catalog.to_char((ev.r ->> 'updatedAt')::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+           'deletedAt', pg_catalog.to_char((ev.r ->> 'deletedAt')::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+           'doctorProcedures', coalesce(l.procs, '[]'::json)
+       ) AS payload
+FROM ev
+LEFT JOIN links l ON l.event_id = ev.id
+) AS q
+ORDER BY 1;
+END
+$body$
+$notifier_rule$);
+SELECT notifier.check_list('doctors');
 
 -- The events of every rule whose table the committing transaction changed.
 CREATE OR REPLACE FUNCTION notifier.derive()

@@ -71,9 +71,21 @@ type Lookup struct {
 	Value string `yaml:"value" json:"value"`
 }
 
+// List is a list a dashboard loads before it follows a rule's events (GET
+// /v1/snapshot/<name>): the visible rows of the rule's table that meet Where, in
+// Order, Limit a page, with the payloads the rule's events carry.
+type List struct {
+	Name  string `yaml:"name" json:"name"`
+	Rule  string `yaml:"rule" json:"rule"`
+	Where string `yaml:"where,omitempty" json:"where,omitempty"` // SQL over the table's columns
+	Order string `yaml:"order" json:"order"`                     // SQL ORDER BY list; end it with a unique column
+	Limit int    `yaml:"limit,omitempty" json:"limit"`           // page size; default 100, at most 1000
+}
+
 // File is a rule file as written.
 type File struct {
 	Rules   []Rule              `yaml:"rules"`
+	Lists   []List              `yaml:"lists,omitempty"`
 	Lookups []Lookup            `yaml:"lookups,omitempty"`
 	Disable []string            `yaml:"disable,omitempty"`
 	Aliases map[string][]string `yaml:"aliases,omitempty"`
@@ -83,6 +95,7 @@ type File struct {
 type Set struct {
 	Rules   []Rule   `json:"rules"`
 	Lookups []Lookup `json:"lookups,omitempty"`
+	Lists   []List   `json:"lists,omitempty"`
 }
 
 // Error is a rule that cannot be installed, naming it.
@@ -105,6 +118,7 @@ func problem(rule, format string, args ...any) error {
 var (
 	ruleName  = regexp.MustCompile(`^[a-z][a-z0-9_]{0,39}$`)
 	eventName = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,99}$`)
+	listName  = regexp.MustCompile(`^[a-z][a-z0-9_.-]{0,50}$`)
 	identRE   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_$]{0,62}$`)
 )
 
@@ -166,7 +180,7 @@ func Parse(b []byte) (File, error) {
 
 // Apply lays f over base (the rules installed before it) and checks the result.
 func Apply(base Set, f File) (Set, error) {
-	out := Set{Rules: slices.Clone(base.Rules), Lookups: slices.Clone(base.Lookups)}
+	out := Set{Rules: slices.Clone(base.Rules), Lookups: slices.Clone(base.Lookups), Lists: slices.Clone(base.Lists)}
 	for _, r := range f.Rules {
 		if r.EnrichFile != "" {
 			return Set{}, problem(r.Name, "enrich_file is only read by ReadFile")
@@ -183,6 +197,13 @@ func Apply(base Set, f File) (Set, error) {
 			out.Rules[i] = patched
 		default:
 			out.Rules[i] = r
+		}
+	}
+	for _, l := range f.Lists {
+		if i := slices.IndexFunc(out.Lists, func(o List) bool { return o.Name == l.Name }); i >= 0 {
+			out.Lists[i] = l
+		} else {
+			out.Lists = append(out.Lists, l)
 		}
 	}
 	for _, l := range f.Lookups {
@@ -316,6 +337,35 @@ func (s *Set) normalize() error {
 			}
 		}
 	}
+	seenList := map[string]bool{}
+	for i := range s.Lists {
+		l := &s.Lists[i]
+		if !listName.MatchString(l.Name) {
+			return problem("", "list %q: name must match %s", l.Name, listName)
+		}
+		if seenList[l.Name] {
+			return problem("", "list %q defined twice", l.Name)
+		}
+		seenList[l.Name] = true
+		if !seenRule[l.Rule] {
+			return problem("", "list %q: no rule %q", l.Name, l.Rule)
+		}
+		if l.Order == "" {
+			return problem("", "list %q: order is required (end it with a unique column, e.g. id)", l.Name)
+		}
+		if err := checkSQL(l.Where, false); err != nil {
+			return problem("", "list %q: where: %v", l.Name, err)
+		}
+		if err := checkSQL(l.Order, false); err != nil {
+			return problem("", "list %q: order: %v", l.Name, err)
+		}
+		switch {
+		case l.Limit == 0:
+			l.Limit = 100
+		case l.Limit < 1 || l.Limit > 1000:
+			return problem("", "list %q: limit must be between 1 and 1000, got %d", l.Name, l.Limit)
+		}
+	}
 	for i := range s.Lookups {
 		l := &s.Lookups[i]
 		if err := checkTable(l.Table); err != nil {
@@ -362,8 +412,14 @@ func checkSQL(q string, query bool) error {
 	if strings.Contains(body, ";") {
 		return errors.New("must be one expression or query (no ;)")
 	}
+	if query && parameter.MatchString(body) {
+		return errors.New("reads ev (the events or a list's rows), not parameters like $1")
+	}
 	return nil
 }
+
+// parameter finds a positional parameter ($1) in an enrichment query.
+var parameter = regexp.MustCompile(`\$[0-9]`)
 
 // stripComments drops -- line comments (enough for the check above: a ; inside one
 // is harmless, PostgreSQL ignores it too).

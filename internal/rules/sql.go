@@ -26,6 +26,21 @@ func transition(from, to Set) string {
 	b.WriteString("-- (a change of rules is a new migration). The first line records the rule set this\n")
 	b.WriteString("-- file leaves installed.\n")
 	changed := false
+	// Lists embed their rule's enrichment: a list goes when it or its rule changes.
+	ruleChanged := func(name string) bool {
+		i := slices.IndexFunc(from.Rules, func(o Rule) bool { return o.Name == name })
+		j := slices.IndexFunc(to.Rules, func(o Rule) bool { return o.Name == name })
+		return i < 0 || j < 0 || !equalRule(from.Rules[i], to.Rules[j])
+	}
+	keepList := func(l List) bool {
+		return slices.Contains(to.Lists, l) && slices.Contains(from.Lists, l) && !ruleChanged(l.Rule)
+	}
+	for _, l := range from.Lists {
+		if !keepList(l) {
+			dropList(&b, l)
+			changed = true
+		}
+	}
 	for _, r := range from.Rules {
 		if i := slices.IndexFunc(to.Rules, func(o Rule) bool { return o.Name == r.Name }); i < 0 || !equalRule(r, to.Rules[i]) {
 			dropRule(&b, r)
@@ -47,6 +62,12 @@ func transition(from, to Set) string {
 	for _, r := range to.Rules {
 		if i := slices.IndexFunc(from.Rules, func(o Rule) bool { return o.Name == r.Name }); i < 0 || !equalRule(r, from.Rules[i]) {
 			createRule(&b, r)
+			changed = true
+		}
+	}
+	for _, l := range to.Lists {
+		if !keepList(l) {
+			createList(&b, l, to.Rules[slices.IndexFunc(to.Rules, func(o Rule) bool { return o.Name == l.Rule })])
 			changed = true
 		}
 	}
@@ -270,15 +291,48 @@ func typedRows(r Rule, t string) string {
 }
 
 // enrich writes the rule's enrichment function: (event id, payload) for the event ids
-// in $1, run by the service with its own rights. Without a query of the rule's own,
-// the payload is the row as committed.
+// given, run by the service with its own rights. The rule's query reads ev, the
+// events with their rows; without a query of the rule's own, the payload is the row
+// as committed.
 func enrich(b *strings.Builder, r Rule) {
-	q := r.Enrich
-	if q == "" {
-		q = "SELECT e.id, e.row_data::json AS payload\nFROM notifier.events e\nWHERE e.id = ANY($1)"
+	fmt.Fprintf(b, "SELECT notifier.create_function(%s, %s, %s\nCREATE FUNCTION notifier.%s(event_ids bigint[])\nRETURNS TABLE (id bigint, payload json)\nLANGUAGE plpgsql STABLE\nSET search_path = pg_catalog, %s\nAS $body$\n#variable_conflict use_column\nBEGIN\nRETURN QUERY WITH ev AS (\n    SELECT e.id, e.account_id, e.event, e.row_data AS r, e.old_data AS o\n    FROM notifier.events e\n    WHERE e.id = ANY (event_ids) AND e.row_data IS NOT NULL\n)\nSELECT q.id::bigint, q.payload::json FROM (\n%s\n) AS q;\nEND\n$body$\n%s);\n",
+		literal(r.Name), regclass(r.Table), dollarTag, ident("enrich_"+r.Name), schemaPlaceholder, enrichQuery(r), dollarTag)
+}
+
+// enrichQuery is the rule's enrichment over ev, or the row itself.
+func enrichQuery(r Rule) string {
+	if r.Enrich != "" {
+		return r.Enrich
 	}
-	fmt.Fprintf(b, "SELECT notifier.create_function(%s, %s, %s\nCREATE FUNCTION notifier.%s(event_ids bigint[])\nRETURNS TABLE (id bigint, payload json)\nLANGUAGE plpgsql STABLE\nSET search_path = pg_catalog, %s\nAS $body$\n#variable_conflict use_column\nBEGIN\nRETURN QUERY SELECT q.id::bigint, q.payload::json FROM (\n%s\n) AS q;\nEND\n$body$\n%s);\n",
-		literal(r.Name), regclass(r.Table), dollarTag, ident("enrich_"+r.Name), schemaPlaceholder, q, dollarTag)
+	return "SELECT ev.id, ev.r::json AS payload FROM ev"
+}
+
+// createList writes a list's function: the account's rows of the list now, in its
+// order, at most p_max, with the payloads the rule's events carry (the same
+// enrichment query, over the rows instead of the log). It runs with the service's
+// rights, inside the snapshot's transaction.
+func createList(b *strings.Builder, l List, r Rule) {
+	fmt.Fprintf(b, "\n-- List %s: rows of rule %s, by %s, %d a page.\n", l.Name, r.Name, l.Order, l.Limit)
+	fmt.Fprintf(b, "INSERT INTO notifier.lists (name, rule, page_size) VALUES (%s, %s, %d);\n", literal(l.Name), literal(r.Name), l.Limit)
+	conds := []string{"t." + ident(r.Account) + " = p_account"}
+	if r.SoftDelete != "" {
+		conds = append(conds, "t."+ident(r.SoftDelete)+" IS NULL")
+	}
+	if r.Where != "" {
+		conds = append(conds, "("+r.Where+")")
+	}
+	if l.Where != "" {
+		conds = append(conds, "("+l.Where+")")
+	}
+	fmt.Fprintf(b, "SELECT notifier.create_function(%s, %s, %s\nCREATE FUNCTION notifier.%s(p_account bigint, p_max integer)\nRETURNS TABLE (id bigint, payload json)\nLANGUAGE plpgsql STABLE\nSET search_path = pg_catalog, %s\nAS $body$\n#variable_conflict use_column\nBEGIN\nRETURN QUERY WITH ev AS (\n    SELECT l.n AS id, p_account AS account_id, NULL::text AS event, l.r, NULL::jsonb AS o\n    FROM (SELECT pg_catalog.to_jsonb(t) AS r, row_number() OVER (ORDER BY %s) AS n\n          FROM %s AS t\n          WHERE %s\n          ORDER BY %s\n          LIMIT p_max) AS l\n)\nSELECT q.id::bigint, q.payload::json FROM (\n%s\n) AS q\nORDER BY 1;\nEND\n$body$\n%s);\n",
+		literal(r.Name), regclass(r.Table), dollarTag, ident("list_"+l.Name), schemaPlaceholder, l.Order, tablePlaceholder, strings.Join(conds, "\n            AND "), l.Order, enrichQuery(r), dollarTag)
+	fmt.Fprintf(b, "SELECT notifier.check_list(%s);\n", literal(l.Name))
+}
+
+func dropList(b *strings.Builder, l List) {
+	fmt.Fprintf(b, "\n-- List %s: removed.\n", l.Name)
+	fmt.Fprintf(b, "DELETE FROM notifier.lists WHERE name = %s;\n", literal(l.Name))
+	fmt.Fprintf(b, "DROP FUNCTION notifier.%s(bigint, integer);\n", ident("list_"+l.Name))
 }
 
 // dispatcher writes notifier.derive(), which notifier.flush calls: the events of every
@@ -324,5 +378,5 @@ const (
 )
 
 func equalSets(a, b Set) bool {
-	return slices.EqualFunc(a.Rules, b.Rules, equalRule) && slices.Equal(a.Lookups, b.Lookups)
+	return slices.EqualFunc(a.Rules, b.Rules, equalRule) && slices.Equal(a.Lookups, b.Lookups) && slices.Equal(a.Lists, b.Lists)
 }

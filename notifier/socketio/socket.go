@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"strings"
 
 	"github.com/pgnotifier/notifier/internal/auth"
@@ -17,6 +18,24 @@ type connectAuth struct {
 	Token  json.RawMessage `json:"token"`
 	PID    json.RawMessage `json:"pid"`
 	Offset json.RawMessage `json:"offset"`
+	Since  json.RawMessage `json:"since"` // an event id (number or numeric string): resume after it, as /ws?since
+}
+
+// parseSince reads auth.since: absent is -1 (live); else a non-negative event id,
+// as a JSON number or a string of digits.
+func parseSince(raw json.RawMessage) (int64, bool) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return -1, true
+	}
+	text := string(raw)
+	if s, ok := jsonString(raw); ok {
+		text = s
+	}
+	n, err := strconv.ParseInt(text, 10, 64)
+	if err != nil || n < 0 {
+		return 0, false
+	}
+	return n, true
 }
 
 // jsonString returns raw as a Go string when it is a JSON string.
@@ -142,11 +161,18 @@ func (s *session) connect(data []byte) {
 		s.queue(appendSIO(nil, sioConnectError, "/", b))
 		return
 	}
+	since, ok := parseSince(a.Since)
+	if !ok {
+		s.hd.m.refused[refusedAuth].Inc()
+		b, _ := json.Marshal(connectError{Message: "auth.since must be a non-negative event id", Data: connectErrorData{Code: "bad_since"}})
+		s.queue(appendSIO(nil, sioConnectError, "/", b))
+		return
+	}
 	s.claims = claims
 	s.logger = s.logger.With("account_id", claims.AccountID)
 	s.pid, s.refusal = "", ""
-	since := int64(-1)
 	if carriesPID(a.PID) {
+		since = -1
 		pid, position, err := s.hd.rec.resume(a, claims.AccountID)
 		if err != nil {
 			s.refusal = err.Error()
