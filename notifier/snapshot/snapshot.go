@@ -58,6 +58,7 @@ const (
 	DefaultMaxItems      = 10000
 	DefaultCursorTTL     = time.Minute
 	DefaultMaxCursors    = 256
+	DefaultMaxKeptBytes  = 64 << 20
 )
 
 // Config tunes a Handler; zero values take the defaults.
@@ -67,6 +68,7 @@ type Config struct {
 	MaxItems      int           // rows one snapshot may hold; a longer list is refused (422)
 	CursorTTL     time.Duration // how long later pages wait for their cursor
 	MaxCursors    int           // cursors kept at once; the oldest go first
+	MaxKeptBytes  int           // bytes of later pages kept in all; the oldest cursors go first
 	NowFunc       func() time.Time
 	Logger        *slog.Logger
 	Metrics       *metrics.Registry
@@ -95,6 +97,8 @@ type Handler struct {
 
 	mu      sync.Mutex
 	cursors map[string]*cursor
+	kept    int    // bytes of the pages in cursors
+	seq     uint64 // cursors made
 
 	served, refused *metrics.Counter
 }
@@ -105,6 +109,8 @@ type cursor struct {
 	list    string
 	since   int64
 	pages   [][]json.RawMessage
+	size    int    // bytes of pages
+	seq     uint64 // order of making: the lowest is the oldest
 	expires time.Time
 }
 
@@ -127,6 +133,9 @@ func New(cfg Config, db *pgxpool.Pool, v *auth.Verifier) *Handler {
 	}
 	if cfg.MaxCursors <= 0 {
 		cfg.MaxCursors = DefaultMaxCursors
+	}
+	if cfg.MaxKeptBytes <= 0 {
+		cfg.MaxKeptBytes = DefaultMaxKeptBytes
 	}
 	if cfg.NowFunc == nil {
 		cfg.NowFunc = time.Now
@@ -344,10 +353,16 @@ func (h *Handler) read(ctx context.Context, account int64, l List) (int64, []jso
 	return since, items, err
 }
 
-// keep stores c and returns its cursor: "<H>.<random>".
+// keep stores c and returns its cursor: "<H>.<random>". Expired cursors go first, then
+// the oldest, until both bounds hold.
 func (h *Handler) keep(c *cursor) string {
 	now := h.cfg.NowFunc()
 	c.expires = now.Add(h.cfg.CursorTTL)
+	for _, p := range c.pages {
+		for _, it := range p {
+			c.size += len(it)
+		}
+	}
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	id := strconv.FormatInt(c.since, 10) + "." + base64.RawURLEncoding.EncodeToString(b[:])
@@ -355,20 +370,31 @@ func (h *Handler) keep(c *cursor) string {
 	defer h.mu.Unlock()
 	for k, v := range h.cursors {
 		if now.After(v.expires) {
-			delete(h.cursors, k)
+			h.drop(k)
 		}
 	}
-	for len(h.cursors) >= h.cfg.MaxCursors {
+	for len(h.cursors) > 0 && (len(h.cursors) >= h.cfg.MaxCursors || h.kept+c.size > h.cfg.MaxKeptBytes) {
 		var oldest string
 		for k, v := range h.cursors {
-			if oldest == "" || v.expires.Before(h.cursors[oldest].expires) {
+			if oldest == "" || v.seq < h.cursors[oldest].seq {
 				oldest = k
 			}
 		}
-		delete(h.cursors, oldest)
+		h.drop(oldest)
 	}
+	h.seq++
+	c.seq = h.seq
 	h.cursors[id] = c
+	h.kept += c.size
 	return id
+}
+
+// drop forgets cursor id; h.mu is held.
+func (h *Handler) drop(id string) {
+	if c, ok := h.cursors[id]; ok {
+		h.kept -= c.size
+		delete(h.cursors, id)
+	}
 }
 
 // next answers the page after cursor id.
@@ -384,7 +410,7 @@ func (h *Handler) next(account int64, list, id string) ([]byte, error) {
 	defer h.mu.Unlock()
 	c, ok := h.cursors[id]
 	if !ok || h.cfg.NowFunc().After(c.expires) {
-		delete(h.cursors, id)
+		h.drop(id)
 		return nil, refuse(http.StatusGone, "cursor expired or unknown: take a new snapshot")
 	}
 	if c.account != account || c.list != list {
@@ -392,11 +418,15 @@ func (h *Handler) next(account int64, list, id string) ([]byte, error) {
 	}
 	items := c.pages[0]
 	c.pages = c.pages[1:]
+	for _, it := range items {
+		c.size -= len(it)
+		h.kept -= len(it)
+	}
 	next := ""
 	if len(c.pages) > 0 {
 		next = id
 	} else {
-		delete(h.cursors, id)
+		h.drop(id)
 	}
 	return page(list, c.since, items, next), nil
 }
