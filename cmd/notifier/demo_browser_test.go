@@ -36,12 +36,16 @@ var demoDatabaseURL = regexp.MustCompile(`postgres://[^' ]+`)
 
 // TestDemoInBrowser builds the binary, runs `notifier demo` on a throwaway
 // PostgreSQL with a busy simulated clinic, and drives the printed dashboard URL in
-// Debian's headless Chromium (testdata/browser/dashboard.js): the page goes live
-// over Socket.IO, every panel fills from real database writes, the check-in queue
-// has no duplicate; then the test writes as the clinic app does (clinicWrite, asked
-// for by the script) and the page follows each change: a booking checked in, served
-// and finished, others checked in then finished or sent back, rescheduled, deleted;
-// a doctor hired, updated, busy and free, deleted; a status recoloured. A dropped
+// Debian's headless Chromium (testdata/browser/dashboard.js). Rows committed before
+// the page opens (today's appointments, two check-ins, a doctor) are listed as soon as
+// its snapshots load, while its Socket.IO connection is held back; rows changed
+// between the snapshots and the connection show once, in their latest state. The page
+// goes live over Socket.IO, every panel fills from real database writes, the check-in
+// queue has no duplicate; then the test writes as the clinic app does (clinicWrite,
+// asked for by the script) and the page follows each change: a booking checked in,
+// served and finished, others checked in then finished or sent back, rescheduled,
+// deleted; today's list joined, left and rejoined by a reschedule; a doctor hired,
+// updated, busy and free, deleted; a status recoloured. A dropped
 // connection is recovered with every change kept, a bad token is an auth error.
 // The screenshot lands in testdata/artifacts/dashboard.png.
 func TestDemoInBrowser(t *testing.T) {
@@ -181,7 +185,7 @@ func runDashboard(ctx context.Context, db *pgx.Conn, check *exec.Cmd, dir string
 type clinicAsk struct {
 	Ask    string `json:"ask"`
 	ID     int64  `json:"id"`     // the appointment or doctor
-	Status string `json:"status"` // a status name
+	Status string `json:"status"` // a status name (book: the new appointment's; default Agendado)
 	Days   int    `json:"days"`   // the appointment's date, in days from today
 	Start  string `json:"start"`  // "HH:MM"
 	End    string `json:"end"`
@@ -192,11 +196,14 @@ type clinicAsk struct {
 }
 
 // clinicWrite makes one write of account 1 as the clinic app does, in plain SQL, and
-// returns the id of the row it wrote. The test's appointments are days ahead, which
-// the simulator never touches (it moves today's), and its doctor is its own (the
-// simulator changes only doctors it hired).
+// returns the id of the row it wrote. The simulator touches only today's appointments
+// that are Agendado, Check-in or Em atendimento (it moves them along), and only
+// doctors it hired; so the test's appointments are either days ahead (the check-in
+// queue lists them while they are Check-in) or today's in a status the simulator
+// leaves alone (Finalizado, Cancelado), and its doctors are its own.
 func clinicWrite(ctx context.Context, db *pgx.Conn, a clinicAsk) (int64, error) {
 	const utcNow = `now() AT TIME ZONE 'UTC'`
+	const utcToday = `(now() AT TIME ZONE 'UTC')::date` // the day of the list appointments.today
 	update := func(sql string, args ...any) (int64, error) {
 		tag, err := db.Exec(ctx, sql, args...)
 		if err == nil && tag.RowsAffected() == 0 {
@@ -205,12 +212,12 @@ func clinicWrite(ctx context.Context, db *pgx.Conn, a clinicAsk) (int64, error) 
 		return a.ID, err
 	}
 	switch a.Ask {
-	case "book": // one appointment of João Silva with Dr. Victor, and its procedure
+	case "book": // one appointment of João Silva with Dr. Victor, and its procedure; Agendado unless Status says
 		var id int64
 		err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
 			err := tx.QueryRow(ctx, `INSERT INTO appointments (date, "startTime", "endTime", notes, "doctorId", "patientId", "statusId", "accountId")
-VALUES (current_date + $1::int, $2, $3, 'booked by the browser test', 1, 1, (SELECT id FROM statuses WHERE name = 'Agendado'), 1) RETURNING id`,
-				a.Days, a.Start, a.End).Scan(&id)
+VALUES (`+utcToday+` + $1::int, $2, $3, 'booked by the browser test', 1, 1, (SELECT id FROM statuses WHERE name = coalesce(nullif($4, ''), 'Agendado')), 1) RETURNING id`,
+				a.Days, a.Start, a.End, a.Status).Scan(&id)
 			if err != nil {
 				return err
 			}
@@ -221,7 +228,7 @@ VALUES (current_date + $1::int, $2, $3, 'booked by the browser test', 1, 1, (SEL
 	case "status":
 		return update(`UPDATE appointments SET "statusId" = (SELECT id FROM statuses WHERE name = $2), "updatedAt" = `+utcNow+` WHERE id = $1`, a.ID, a.Status)
 	case "reschedule":
-		return update(`UPDATE appointments SET date = current_date + $2::int, "startTime" = $3, "endTime" = $4, "updatedAt" = `+utcNow+` WHERE id = $1`, a.ID, a.Days, a.Start, a.End)
+		return update(`UPDATE appointments SET date = `+utcToday+` + $2::int, "startTime" = $3, "endTime" = $4, "updatedAt" = `+utcNow+` WHERE id = $1`, a.ID, a.Days, a.Start, a.End)
 	case "cancel": // the app's soft delete
 		return update(`UPDATE appointments SET "deletedAt" = `+utcNow+`, "updatedAt" = `+utcNow+` WHERE id = $1`, a.ID)
 	case "delete": // a hard delete, links first

@@ -18,11 +18,14 @@ const watchTokenTTL = time.Hour
 
 func newWatch() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "watch [--url ws://localhost:8080/ws] (--token T | --account N)",
+		Use:   "watch [--url ws://localhost:8080/ws] (--token T | --account N) [--snapshot [--lists a,b]]",
 		Short: "Follow a running notifier like a dashboard and print each event",
 		Long: "watch connects to a running notifier's /ws as a dashboard does and prints one line\n" +
 			"per event (time, event, id, summary), or each frame's JSON with --json. After a\n" +
 			"drop it reconnects with backoff and resumes after the last event it printed.\n" +
+			"With --snapshot it first prints the snapshot lists (GET /v1/snapshot/{list}: a\n" +
+			"header per list and a line per item, or {\"list\":…,\"item\":…} lines with --json),\n" +
+			"then follows from where they are, so that nothing is missed or printed twice.\n" +
 			"The token is --token, or one minted for --account with auth.jwt_secret (which\n" +
 			"also replaces a token that expires). Events go to stdout, notices to stderr.",
 		Args: func(_ *cobra.Command, args []string) error {
@@ -40,6 +43,8 @@ func newWatch() *cobra.Command {
 	f.Int64("since", 0, "resume after this event id")
 	f.String("events", "", "only these events, comma-separated (default: all the server allows)")
 	f.Bool("json", false, "print each event's JSON frame instead of a summary line")
+	f.Bool("snapshot", false, "first print the snapshot lists, then follow from them (not with --since)")
+	f.String("lists", "", "with --snapshot: these lists, comma-separated (default: every list GET /v1/snapshot names)")
 	return cmd
 }
 
@@ -51,11 +56,18 @@ func runWatch(cmd *cobra.Command, _ []string) error {
 	since, _ := flags.GetInt64("since")
 	events, _ := flags.GetString("events")
 	asJSON, _ := flags.GetBool("json")
+	snapshot, _ := flags.GetBool("snapshot")
+	lists, err := watchLists(flags.Changed("lists"), snapshot, flags.Lookup("lists").Value.String())
+	if err != nil {
+		return err
+	}
 	switch {
 	case account < 0:
 		return fmt.Errorf("%w: --account must be a positive account id", errUsage)
 	case since < 0:
 		return fmt.Errorf("%w: --since must be a non-negative event id", errUsage)
+	case snapshot && since > 0:
+		return fmt.Errorf("%w: --snapshot follows from the lists' own position: drop --since", errUsage)
 	case token == "" && account == 0:
 		return fmt.Errorf("%w: watch needs --token, or --account with auth.jwt_secret to mint one", errUsage)
 	}
@@ -84,6 +96,8 @@ func runWatch(cmd *cobra.Command, _ []string) error {
 		TokenFunc: mint,
 		Since:     since,
 		JSON:      asJSON,
+		Snapshot:  snapshot,
+		Lists:     lists,
 		Out:       cmd.OutOrStdout(),
 		Status:    cmd.ErrOrStderr(),
 	})
@@ -91,6 +105,26 @@ func runWatch(cmd *cobra.Command, _ []string) error {
 		return fmt.Errorf("%w (pass a fresh --token, or --account with auth.jwt_secret to mint one)", err)
 	}
 	return err
+}
+
+// watchLists reads --lists, which needs --snapshot: nil for every list.
+func watchLists(set, snapshot bool, raw string) ([]string, error) {
+	if !set {
+		return nil, nil
+	}
+	if !snapshot {
+		return nil, fmt.Errorf("%w: --lists chooses the lists of --snapshot", errUsage)
+	}
+	var lists []string
+	for name := range strings.SplitSeq(raw, ",") {
+		if name = strings.TrimSpace(name); name != "" {
+			lists = append(lists, name)
+		}
+	}
+	if len(lists) == 0 {
+		return nil, fmt.Errorf("%w: --lists names no list", errUsage)
+	}
+	return lists, nil
 }
 
 // watchURL checks --url, turns http(s) into ws(s) and adds --events.

@@ -6,6 +6,13 @@
 //
 // # Lifecycle
 //
+// With Config.Snapshot, Run first takes the snapshot lists (GET /v1/snapshot/{list}
+// beside /ws, every page of each), prints them (ItemSummary lines under a header per
+// list, or {"list":…,"item":…} lines), and follows from the smallest list's H, as a
+// dashboard does (issue 12): no gap, and an event at or below the H of every list of
+// its table (the list name's first part: "appointments.today" is of appointments) is
+// in those lists already and not printed again.
+//
 // Run dials, reads until the connection ends, and dials again with ?since=<last event
 // id> after a jittered, capped backoff, saying so on Config.Status; it returns nil when
 // its context ends (after a close frame 1000). A token that expires (a 401 "token
@@ -69,11 +76,14 @@ type Config struct {
 	TokenFunc func() (string, error) // mints a fresh token when the current one expires; may be nil
 	Since     int64                  // resume after this event id; 0 starts with live events
 	JSON      bool                   // print each frame's JSON instead of a summary line
+	Snapshot  bool                   // print the snapshot lists first, then follow from their smallest H (Since is ignored)
+	Lists     []string               // with Snapshot: the lists to print; empty: every list GET /v1/snapshot names
 
 	Out    io.Writer // events, one line each
 	Status io.Writer // connection notices (connected, lost, reconnected, resync); nil discards
 
 	Dialer      *websocket.Dialer // nil: a dialer with a 10s handshake timeout
+	HTTPClient  *http.Client      // for the snapshot API; nil: a client with a 30s timeout
 	MinBackoff  time.Duration     // first reconnect delay; default DefaultMinBackoff
 	MaxBackoff  time.Duration     // cap of the doubling delay; default DefaultMaxBackoff
 	IdleTimeout time.Duration     // a connection silent this long (no frame, no ping) is dead; default DefaultIdleTimeout
@@ -90,10 +100,13 @@ type frame struct {
 
 // watcher is one Run.
 type watcher struct {
-	cfg   Config
-	base  *url.URL
-	token string
-	last  int64 // id of the last event printed
+	cfg    Config
+	base   *url.URL
+	token  string
+	last   int64            // id of the last event printed
+	resume bool             // send ?since=last even when it is 0: it is a snapshot's H
+	heads  map[string]int64 // by table: the smallest H of its lists printed; its events up to it are skipped
+	minted bool             // the token is fresh from TokenFunc (a second "token expired" is final)
 }
 
 // Run watches until ctx ends (nil) or the notifier refuses for good (an error).
@@ -126,10 +139,22 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.NowFunc == nil {
 		cfg.NowFunc = time.Now
 	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Timeout: 30 * time.Second}
+	}
 	w := &watcher{cfg: cfg, base: base, token: cfg.Token, last: cfg.Since}
 	if w.token == "" {
 		if w.token, err = cfg.TokenFunc(); err != nil {
 			return fmt.Errorf("watch: mint a token: %w", err)
+		}
+	}
+	if cfg.Snapshot {
+		w.last = 0
+		if err := w.snapshot(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
 		}
 	}
 	return w.run(ctx)
@@ -183,6 +208,15 @@ func (w *watcher) run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
+		if errors.Is(err, errResync) {
+			if err := w.snapshot(ctx); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return err
+			}
+			continue
+		}
 		var ce *websocket.CloseError
 		code := 0
 		if errors.As(err, &ce) {
@@ -231,7 +265,7 @@ func (w *watcher) mint() error {
 func (w *watcher) dial(ctx context.Context) (*websocket.Conn, error) {
 	u := *w.base
 	q := u.Query()
-	if w.last > 0 {
+	if w.last > 0 || w.resume {
 		q.Set("since", strconv.FormatInt(w.last, 10))
 	}
 	u.RawQuery = q.Encode()
@@ -291,31 +325,43 @@ func (w *watcher) read(ctx context.Context, conn *websocket.Conn) error {
 			return err
 		}
 		alive()
-		w.handle(p)
+		if w.handle(p) {
+			msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "")
+			_ = conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(writeWait))
+			return errResync
+		}
 	}
 }
 
-// handle prints one frame.
-func (w *watcher) handle(p []byte) {
+// handle prints one frame; it reports a resync that calls for new snapshots.
+func (w *watcher) handle(p []byte) (resnapshot bool) {
 	var f frame
 	if err := json.Unmarshal(p, &f); err != nil {
 		w.status("unreadable frame skipped: %v", err)
-		return
+		return false
 	}
 	if f.Event == eventResync {
+		if w.cfg.Snapshot {
+			w.status("the notifier cannot resume after #%d (older than its log keeps): taking the snapshots again", w.last)
+			return true
+		}
 		w.status("the notifier cannot resume after #%d (older than its log keeps, or another database): events were missed; showing live events from here", w.last)
 	}
 	if f.ID > 0 {
 		w.last = f.ID
+		if h, ok := w.heads[table(f.Event)]; ok && f.ID <= h {
+			return false // every list of its table holds it already
+		}
 	}
 	if w.cfg.JSON {
 		fmt.Fprintf(w.cfg.Out, "%s\n", p)
-		return
+		return false
 	}
 	if f.Event == eventResync {
-		return
+		return false
 	}
 	fmt.Fprintf(w.cfg.Out, "%s %s\n", w.cfg.NowFunc().Format(time.TimeOnly), Summary(f.ID, f.Event, f.Partial, f.Data))
+	return false
 }
 
 // status writes one notice line.
@@ -472,4 +518,260 @@ func statusName(s *named) string {
 		return fmt.Sprintf("status %d", s.ID)
 	}
 	return s.Name
+}
+
+// snapshotPath is the snapshot API's path beside /ws.
+const snapshotPath = "v1/snapshot"
+
+// errResync ends a connection whose since the notifier could not serve, when the
+// lists are to be taken again.
+var errResync = errors.New("resync")
+
+// list is one snapshot list, every page of it.
+type list struct {
+	name  string
+	since int64
+	items []json.RawMessage
+}
+
+// snapshot takes and prints the lists and sets where to follow from: the smallest H.
+func (w *watcher) snapshot(ctx context.Context) error {
+	names := w.cfg.Lists
+	if len(names) == 0 {
+		var index struct {
+			Lists []struct {
+				Name string `json:"name"`
+			} `json:"lists"`
+		}
+		if err := w.getJSON(ctx, w.snapshotURL("", ""), &index); err != nil {
+			return fmt.Errorf("watch: snapshot lists: %w", err)
+		}
+		for _, l := range index.Lists {
+			names = append(names, l.Name)
+		}
+		if len(names) == 0 {
+			return fmt.Errorf("watch: %w: the notifier has no snapshot lists", ErrRefused)
+		}
+	}
+	lists := make([]list, 0, len(names))
+	for _, name := range names {
+		l, err := w.list(ctx, name)
+		if err != nil {
+			return fmt.Errorf("watch: snapshot %s: %w", name, err)
+		}
+		lists = append(lists, l)
+	}
+	w.heads = make(map[string]int64)
+	since, most := lists[0].since, lists[0].since
+	for _, l := range lists {
+		since, most = min(since, l.since), max(most, l.since)
+		t := table(l.name)
+		if h, ok := w.heads[t]; !ok || l.since < h {
+			w.heads[t] = l.since
+		}
+		w.printList(l)
+	}
+	w.last, w.resume = since, true
+	if since == most {
+		w.status("snapshot of %d lists as of event #%d; following from there", len(lists), since)
+	} else {
+		w.status("snapshot of %d lists as of events #%d..#%d; following from #%d", len(lists), since, most, since)
+	}
+	return nil
+}
+
+// list fetches every page of one list; a cursor that expires (410) starts it over,
+// twice at most.
+func (w *watcher) list(ctx context.Context, name string) (list, error) {
+	for restarts := 0; ; restarts++ {
+		l := list{name: name}
+		cursor := ""
+		for {
+			var page struct {
+				Since json.Number       `json:"since"`
+				Items []json.RawMessage `json:"items"`
+				Next  *string           `json:"next"`
+			}
+			err := w.getJSON(ctx, w.snapshotURL(name, cursor), &page)
+			var he *httpError
+			if errors.As(err, &he) && he.status == http.StatusGone && cursor != "" && restarts < 2 {
+				w.status("the snapshot of %s expired while being read; taking it again", name)
+				break
+			}
+			if err != nil {
+				return list{}, err
+			}
+			since, err := strconv.ParseInt(page.Since.String(), 10, 64)
+			if err != nil || since < 0 {
+				return list{}, fmt.Errorf("since %q is not an event id", page.Since)
+			}
+			if cursor != "" && since != l.since {
+				return list{}, fmt.Errorf("a page as of #%d in a snapshot as of #%d", since, l.since)
+			}
+			l.since = since
+			l.items = append(l.items, page.Items...)
+			if page.Next == nil || *page.Next == "" {
+				return l, nil
+			}
+			cursor = *page.Next
+		}
+	}
+}
+
+// printList prints one list: a header and a line per item, or a JSON line per item.
+func (w *watcher) printList(l list) {
+	if w.cfg.JSON {
+		name, _ := json.Marshal(l.name)
+		for _, item := range l.items {
+			fmt.Fprintf(w.cfg.Out, "{\"list\":%s,\"item\":%s}\n", name, item)
+		}
+		return
+	}
+	items := "items"
+	if len(l.items) == 1 {
+		items = "item"
+	}
+	fmt.Fprintf(w.cfg.Out, "%s: %d %s as of event #%d\n", l.name, len(l.items), items, l.since)
+	for _, item := range l.items {
+		fmt.Fprintf(w.cfg.Out, "  %s\n", ItemSummary(l.name, item))
+	}
+}
+
+// snapshotURL is the snapshot API's URL beside /ws: the index, or a list's page.
+func (w *watcher) snapshotURL(name, cursor string) string {
+	u := *w.base
+	u.Scheme = strings.Replace(u.Scheme, "ws", "http", 1)
+	dir := u.Path[:strings.LastIndex(u.Path, "/")+1] // "/ws" -> "/", "/x/ws" -> "/x/"
+	if dir == "" {
+		dir = "/"
+	}
+	u.Path = dir + snapshotPath
+	if name != "" {
+		u.Path += "/" + name
+	}
+	u.RawPath, u.RawQuery, u.Fragment = "", "", ""
+	if cursor != "" {
+		u.RawQuery = url.Values{"cursor": {cursor}}.Encode()
+	}
+	return u.String()
+}
+
+// httpError is a snapshot request the notifier refused: its status and reason.
+type httpError struct {
+	status int
+	reason string
+}
+
+func (e *httpError) Error() string { return fmt.Sprintf("HTTP %d: %s", e.status, e.reason) }
+
+// getJSON GETs target with the token into v. A token that expires is minted again
+// once; an unreachable or busy server (no answer, 5xx, 429) is asked again with
+// backoff, after Retry-After when it sends one; any other refusal is ErrRefused with
+// the server's reason.
+func (w *watcher) getJSON(ctx context.Context, target string, v any) error {
+	failures := 0
+	for {
+		err := w.get(ctx, target, v)
+		var he *httpError
+		switch {
+		case err == nil:
+			w.minted = false
+			return nil
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case errors.As(err, &he) && he.status == http.StatusUnauthorized && he.reason == reasonExpired:
+			if w.minted || w.cfg.TokenFunc == nil {
+				return ErrTokenExpired
+			}
+			if err := w.mint(); err != nil {
+				return err
+			}
+			w.minted = true
+			continue
+		case errors.As(err, &he) && he.status < 500 && he.status != http.StatusTooManyRequests:
+			if he.status == http.StatusGone {
+				return err
+			}
+			return fmt.Errorf("%w: %s (HTTP %d)", ErrRefused, he.reason, he.status)
+		}
+		failures++
+		wait := w.backoff(failures)
+		var ra retryAfter
+		if errors.As(err, &ra) && ra > 0 {
+			wait = min(time.Duration(ra), time.Minute)
+		}
+		w.status("cannot take the snapshot (%s): %v; retrying in %s", target, err, wait.Round(time.Millisecond))
+		if !sleep(ctx, wait) {
+			return ctx.Err()
+		}
+	}
+}
+
+// retryAfter is a busy server's Retry-After.
+type retryAfter time.Duration
+
+func (r retryAfter) Error() string { return "retry after " + time.Duration(r).String() }
+
+// get makes one request.
+func (w *watcher) get(ctx context.Context, target string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+w.token)
+	req.Header.Set("Accept", "application/json")
+	resp, err := w.cfg.HTTPClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusOK {
+		if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+			return fmt.Errorf("read the answer: %w", err)
+		}
+		return nil
+	}
+	var body struct {
+		Error string `json:"error"`
+	}
+	_ = json.NewDecoder(io.LimitReader(resp.Body, 4096)).Decode(&body)
+	reason := body.Error
+	if reason == "" {
+		reason = resp.Status
+	}
+	he := &httpError{status: resp.StatusCode, reason: reason}
+	if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
+		return errors.Join(he, retryAfter(time.Duration(s)*time.Second))
+	}
+	return he
+}
+
+// table is the table of an event or a list: its name's first part.
+func table(name string) string {
+	t, _, _ := strings.Cut(name, ".")
+	return t
+}
+
+// ItemSummary is the line watch prints for an item of a snapshot list (indented
+// under the list's header), by the list's table:
+//
+//	appointment 45: João Silva with Dr. Victor 2025-01-24 09:00 (Agendado)
+//	doctor 7: Dr. X (2 procedures, busy)
+//	row 9
+func ItemSummary(listName string, item json.RawMessage) string {
+	var d payload
+	if err := json.Unmarshal(item, &d); err != nil {
+		return "(unreadable item)"
+	}
+	id := strconv.FormatInt(d.ID, 10)
+	switch table(listName) {
+	case "appointments":
+		return "appointment " + id + ": " + appointmentSummary(eventAppointmentUpdated, &d)
+	case "doctors":
+		return "doctor " + id + ": " + doctorSummary(eventDoctorUpdated, &d)
+	}
+	if d.Name != "" {
+		return "row " + id + ": " + d.Name
+	}
+	return "row " + id
 }

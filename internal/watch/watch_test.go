@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -565,6 +567,170 @@ func TestSummary(t *testing.T) {
 	} {
 		if got := watch.Summary(9, tc.event, tc.partial, json.RawMessage(tc.data)); got != tc.want {
 			t.Errorf("Summary(%s, %s) = %q, want %q", tc.event, tc.data, got, tc.want)
+		}
+	}
+}
+
+// hookTransport calls after once, when the first answer of a request whose path ends
+// with suffix has been read.
+type hookTransport struct {
+	suffix string
+	once   sync.Once
+	after  func()
+}
+
+func (h *hookTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := http.DefaultTransport.RoundTrip(r)
+	if err == nil && strings.HasSuffix(r.URL.Path, h.suffix) {
+		h.once.Do(h.after)
+	}
+	return resp, err
+}
+
+var listHeader = regexp.MustCompile(`^(\S+): (\d+) items? as of event #(\d+)$`)
+
+// snapshotLines waits for the snapshot's status line and returns what was printed
+// before it: the items of each list, by list name.
+func snapshotLines(t *testing.T, w *watcher) map[string][]string {
+	t.Helper()
+	w.status.waitMatch(t, regexp.MustCompile(`snapshot of \d+ lists as of event`))
+	got := map[string][]string{}
+	list := ""
+	for {
+		select {
+		case line := <-w.out.c: // written before the status line
+			if m := listHeader.FindStringSubmatch(line); m != nil {
+				list = m[1]
+				got[list] = []string{}
+				continue
+			}
+			if list == "" || !strings.HasPrefix(line, "  ") {
+				t.Fatalf("line %q is neither a list header nor an item", line)
+			}
+			got[list] = append(got[list], strings.TrimPrefix(line, "  "))
+		default:
+			return got
+		}
+	}
+}
+
+// TestSnapshot: --snapshot prints the rows committed before it started, under a
+// header per list, then follows from the lists' H: what was already listed is not
+// printed again, a change committed while the lists were being read is printed once,
+// and a change after that follows.
+func TestSnapshot(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	id := b.book(t, "07:30")
+	b.exec(t, `UPDATE appointments SET "statusId" = 2, "updatedAt" = now() WHERE id = $1`, id) // Check-in
+	// The hook runs in Run's goroutine, which makes the requests.
+	between := make(chan error, 1)
+	hook := &hookTransport{suffix: "/v1/snapshot/appointments.today", after: func() {
+		_, err := b.db.Exec(context.Background(), `INSERT INTO appointments (date, "startTime", "endTime", "doctorId", "patientId", "statusId", "accountId")
+VALUES (current_date, '07:45', '08:00', 1, 1, 1, 1)`)
+		between <- err
+	}}
+	w := startWatch(t, watch.Config{
+		URL:        b.wsURL,
+		Token:      token(t, 1, time.Hour, time.Now()),
+		Snapshot:   true,
+		HTTPClient: &http.Client{Transport: hook, Timeout: waitTimeout},
+	})
+	got := snapshotLines(t, w)
+	if err := <-between; err != nil {
+		t.Fatalf("insert while the lists are read: %v", err)
+	}
+	var today string
+	if err := b.db.QueryRow(t.Context(), `SELECT to_char(current_date, 'YYYY-MM-DD')`).Scan(&today); err != nil {
+		t.Fatal(err)
+	}
+	booked := fmt.Sprintf("appointment %d: João Silva with Dr. Victor %s 07:30 (Check-in)", id, today)
+	for _, want := range []struct{ list, item string }{
+		{"appointments.today", booked},
+		{"appointments.checkin", booked},
+		{"doctors", "doctor 1: Dr. Victor (2 procedures, available)"},
+	} {
+		if !slices.Contains(got[want.list], want.item) {
+			t.Errorf("list %s = %q, want it to hold %q", want.list, got[want.list], want.item)
+		}
+	}
+	if len(got["appointments.checkin"]) != 1 {
+		t.Errorf("check-in list %q, want the one appointment checked in", got["appointments.checkin"])
+	}
+	w.status.waitMatch(t, regexp.MustCompile(`connected to ws://\S+, resuming after #\d+$`))
+
+	// Committed after appointments.today was read: its event follows, once.
+	line := eventLine.FindStringSubmatch(w.out.next(t))
+	if line == nil || line[1] != "appointments.created" || !strings.HasSuffix(line[3], " 07:45") {
+		t.Fatalf("first line after the snapshot %v, want the 07:45 booking's creation", line)
+	}
+	b.book(t, "08:45")
+	if line := w.out.next(t); !strings.Contains(line, " appointments.created #") || !strings.HasSuffix(line, " 08:45") {
+		t.Fatalf("live line %q, want the 08:45 booking", line)
+	}
+	select {
+	case extra := <-w.out.c:
+		t.Errorf("extra line %q", extra)
+	default:
+	}
+}
+
+// TestSnapshotLists: Lists chooses the lists; JSON prints {"list","item"} lines, then
+// frames, those of tables no list covers included; an unknown list is refused.
+func TestSnapshotLists(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	w := startWatch(t, watch.Config{URL: b.wsURL, Token: token(t, 1, time.Hour, time.Now()), Snapshot: true, Lists: []string{"doctors"}, JSON: true})
+	w.status.waitMatch(t, regexp.MustCompile(`snapshot of 1 lists as of event #\d+; following from there`))
+	var names []string
+	for len(w.out.c) > 0 {
+		var item struct {
+			List string `json:"list"`
+			Item struct {
+				ID        int64  `json:"id"`
+				Name      string `json:"name"`
+				AccountID int64  `json:"accountId"`
+			} `json:"item"`
+		}
+		line := <-w.out.c
+		if err := json.Unmarshal([]byte(line), &item); err != nil || item.List != "doctors" || item.Item.AccountID != 1 {
+			t.Fatalf("line %q (%v), want a doctor of account 1", line, err)
+		}
+		names = append(names, item.Item.Name)
+	}
+	if want := []string{"Dr. Victor", "Dra. Helena"}; !slices.Equal(names, want) {
+		t.Errorf("doctors %q, want %q", names, want)
+	}
+	w.status.waitMatch(t, connected)
+	id := b.book(t, "10:00")
+	var f struct {
+		Event string `json:"event"`
+		Data  struct {
+			ID int64 `json:"id"`
+		} `json:"data"`
+	}
+	if line := w.out.next(t); json.Unmarshal([]byte(line), &f) != nil || f.Event != "appointments.created" || f.Data.ID != id {
+		t.Errorf("frame %q, want appointment %d's creation", line, id)
+	}
+
+	unknown := startWatch(t, watch.Config{URL: b.wsURL, Token: token(t, 1, time.Hour, time.Now()), Snapshot: true, Lists: []string{"nope"}})
+	if err := unknown.result(t); !errors.Is(err, watch.ErrRefused) || !strings.Contains(err.Error(), `unknown list "nope"`) {
+		t.Errorf("Run with an unknown list = %v, want ErrRefused naming it", err)
+	}
+}
+
+func TestItemSummary(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ list, item, want string }{
+		{"appointments.today", `{"id":45,"date":"2025-01-24T00:00:00.000Z","startTime":"09:00","doctor":{"name":"Dr. Victor"},"patient":{"name":"João Silva"},"status":{"id":1,"name":"Agendado"}}`, "appointment 45: João Silva with Dr. Victor 2025-01-24 09:00 (Agendado)"},
+		{"appointments.checkin", `{"id":46,"startTime":"09:15","patient":null,"status":{"id":2,"name":"Check-in"}}`, "appointment 46: (no patient) 09:15 (Check-in)"},
+		{"doctors", `{"id":7,"name":"Dr. X","isBusy":true,"doctorProcedures":[{"id":1},{"id":2}]}`, "doctor 7: Dr. X (2 procedures, busy)"},
+		{"patients.recent", `{"id":9,"name":"Ana"}`, "row 9: Ana"},
+		{"other", `{"id":9}`, "row 9"},
+		{"doctors", `not json`, "(unreadable item)"},
+	} {
+		if got := watch.ItemSummary(tc.list, json.RawMessage(tc.item)); got != tc.want {
+			t.Errorf("ItemSummary(%s, %s) = %q, want %q", tc.list, tc.item, got, tc.want)
 		}
 	}
 }

@@ -1,7 +1,8 @@
 // Package web serves the live clinic dashboard: one page (index.html, app.js,
-// style.css) embedded in the binary, which connects to the notifier's /socket.io/
-// with the vendored socket.io client and shows three live panels as the seeds'
-// views do: today's appointments, the check-in queue and the doctors.
+// style.css) embedded in the binary, which loads three lists from the notifier's GET
+// /v1/snapshot/{list} (today's appointments, the check-in queue, the doctors) and
+// then follows them live from the snapshots' event id over /socket.io/, with the
+// vendored socket.io client.
 //
 // # Lifecycle
 //

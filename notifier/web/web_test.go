@@ -289,3 +289,26 @@ func TestEventsHandled(t *testing.T) {
 		}
 	}
 }
+
+// TestSnapshotLists: the page loads each panel's list from the snapshot API before it
+// follows events, with the token in a header (never in the URL), and follows from
+// the lists' H.
+func TestSnapshotLists(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile("static/app.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	for _, needle := range []string{
+		"'/v1/snapshot/'", "'appointments.today'", "'appointments.checkin'", "'doctors'",
+		"Authorization: 'Bearer '", "since: state.since", "'?cursor='",
+	} {
+		if !strings.Contains(s, needle) {
+			t.Errorf("app.js lacks %s", needle)
+		}
+	}
+	if strings.Contains(s, "access_token") {
+		t.Error("app.js puts the token in a URL (access_token)")
+	}
+}

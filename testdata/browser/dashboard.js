@@ -1,6 +1,8 @@
 // Opens the notifier demo's dashboard in Debian's Chromium (never a downloaded browser)
-// and checks it the way a person would: it goes live over Socket.IO, each panel fills
-// from real database writes, the check-in queue lists each appointment once, the
+// and checks it the way a person would: it shows the rows committed before it opened
+// as soon as its snapshots load (before any event), then the rows changed between its
+// snapshots and its live connection once each, in their latest state; it goes live
+// over Socket.IO, each panel fills from real database writes, the check-in queue lists each appointment once, the
 // token leaves the address bar and is stored nowhere, nothing outside the notifier is
 // requested; the page follows the clinic's changes (a patient checked in, served,
 // finished, sent back, rescheduled, deleted; a doctor hired, updated, busy, deleted; a
@@ -107,15 +109,18 @@ async function until(page, what, id, want) {
   }
 }
 
-// Expectations.
-const listed = (status, queue) => ({ appointments: { n: 1, status }, queue: { n: queue ? 1 : 0 } });
-const queued = { appointments: { n: 1, status: 'Check-in' }, queue: { n: 1, status: 'Check-in' } };
+// Expectations. Today's list shows today's appointments; the queue, those in
+// Check-in whatever their day. The test's appointments are days ahead (the queue's
+// flows) or today's in statuses the simulator never moves (today's list's flows).
+const listed = (status) => ({ appointments: { n: 1, status }, queue: { n: 0 } });
+const queued = { appointments: { n: 0 }, queue: { n: 1, status: 'Check-in' } };
 const away = { appointments: { n: 0 }, queue: { n: 0 } };
 
 // changes writes as the clinic app does and waits for the page to follow each write.
 // It returns the rows written and the state each must keep.
 async function changes(page) {
   const book = (start, end) => ask('book', { days: 7, start, end });
+  const today = (start, end, status) => ask('book', { days: 0, start, end, status });
   const status = (id, s) => ask('status', { id, status: s });
   const checkIn = async (id, what) => {
     await status(id, 'Check-in');
@@ -123,40 +128,53 @@ async function changes(page) {
   };
   const keep = [];
 
-  // A patient's day: booked, checked in, served, finished.
+  // A patient's way through the queue: checked in, served, finished.
   const a = await book('07:05', '07:20');
-  await until(page, 'a booking did not appear once as Agendado', a, listed('Agendado'));
   await checkIn(a, 'a booking');
   await status(a, 'Em atendimento');
-  await until(page, 'a patient served did not leave the queue', a, listed('Em atendimento'));
+  await until(page, 'a patient served did not leave the queue', a, away);
   await status(a, 'Finalizado');
-  await until(page, 'a patient finished did not show Finalizado', a, listed('Finalizado'));
-  keep.push({ id: a, want: listed('Finalizado') });
+  keep.push({ id: a, want: away });
 
   // Finished straight from the queue; sent back to Agendado.
   const b = await book('07:20', '07:35');
   await checkIn(b, 'a second booking');
   await status(b, 'Finalizado');
-  await until(page, 'a patient finished from the queue did not leave it', b, listed('Finalizado'));
-  keep.push({ id: b, want: listed('Finalizado') });
+  await until(page, 'a patient finished from the queue did not leave it', b, away);
+  keep.push({ id: b, want: away });
   const c = await book('07:35', '07:50');
   await checkIn(c, 'a third booking');
   await status(c, 'Agendado');
-  await until(page, 'a patient sent back to Agendado did not leave the queue', c, listed('Agendado'));
-  keep.push({ id: c, want: listed('Agendado') });
+  await until(page, 'a patient sent back to Agendado did not leave the queue', c, away);
+  keep.push({ id: c, want: away });
 
-  // Rescheduled while waiting: it moves in both lists; then soft-deleted: gone from
-  // both. Another one deleted for good.
+  // Rescheduled while waiting: it moves in the queue; then soft-deleted: gone.
   const e = await book('07:50', '08:05');
   await checkIn(e, 'a fourth booking');
   await ask('reschedule', { id: e, days: 8, start: '16:30', end: '16:45' });
-  await until(page, 'a rescheduled appointment did not move to 16:30', e,
-    { appointments: { n: 1, start: '16:30' }, queue: { n: 1, status: 'Check-in', detail: '16:30' } });
+  await until(page, 'a rescheduled appointment did not move to 16:30 in the queue', e,
+    { appointments: { n: 0 }, queue: { n: 1, status: 'Check-in', detail: '16:30' } });
   await ask('cancel', { id: e });
-  await until(page, 'a soft-deleted appointment did not leave every list', e, away);
+  await until(page, 'a soft-deleted appointment did not leave the queue', e, away);
   keep.push({ id: e, want: away });
-  const d = await book('08:05', '08:20');
-  await until(page, 'a fifth booking did not appear', d, listed('Agendado'));
+
+  // Today's list: a booking joins it; a new status shows; moved to another day it
+  // leaves, moved back it returns at its new time; soft-deleted it leaves. Another one
+  // deleted for good.
+  const t1 = await today('20:05', '20:20', 'Finalizado');
+  await until(page, 'a booking for today did not appear once', t1, listed('Finalizado'));
+  await status(t1, 'Cancelado');
+  await until(page, 'a new status did not show in today\'s list', t1, listed('Cancelado'));
+  await ask('reschedule', { id: t1, days: 7, start: '20:05', end: '20:20' });
+  await until(page, 'an appointment moved to another day did not leave today\'s list', t1, away);
+  await ask('reschedule', { id: t1, days: 0, start: '20:35', end: '20:50' });
+  await until(page, 'an appointment moved back to today did not return at 20:35', t1,
+    { appointments: { n: 1, start: '20:35', status: 'Cancelado' }, queue: { n: 0 } });
+  await ask('cancel', { id: t1 });
+  await until(page, 'a soft-deleted appointment did not leave today\'s list', t1, away);
+  keep.push({ id: t1, want: away });
+  const d = await today('20:50', '21:05', 'Finalizado');
+  await until(page, 'a second booking for today did not appear', d, listed('Finalizado'));
   await ask('delete', { id: d });
   await until(page, 'a deleted appointment did not leave the list', d, away);
   keep.push({ id: d, want: away });
@@ -194,6 +212,83 @@ async function changes(page) {
   await until(page, 'a deleted doctor did not leave the list', x, { doctors: { n: 0 } });
   keep.push({ id: x, want: { doctors: { n: 0 } } });
   return keep;
+}
+
+// beforeOpen writes rows before the page opens: today's appointments (in statuses the
+// simulator leaves alone), two in the check-in queue (days ahead) and a doctor.
+async function beforeOpen() {
+  const rows = {
+    p1: await ask('book', { days: 0, start: '21:00', end: '21:15', status: 'Finalizado' }),
+    p2: await ask('book', { days: 0, start: '21:15', end: '21:30', status: 'Cancelado' }),
+    p3: await ask('book', { days: 0, start: '21:30', end: '21:45', status: 'Finalizado' }),
+    q1: await ask('book', { days: 7, start: '06:00', end: '06:15', status: 'Check-in' }),
+    q2: await ask('book', { days: 7, start: '06:15', end: '06:30', status: 'Check-in' }),
+    doctor: await ask('hire', { name: 'Dra. Antes da Página' }),
+  };
+  return rows;
+}
+
+// loaded checks that the page shows the rows written before it opened as soon as
+// its snapshots are in, while its Socket.IO connection is held back: no event yet.
+// It then changes rows between the snapshots and the live connection, lets the
+// connection through and checks that each is shown once, in its latest state.
+async function loaded(page, rows, release) {
+  await waitFor(page, 'the snapshots did not load', () =>
+    ['appointments', 'queue', 'doctors'].every((l) => document.getElementById(l).dataset.since !== undefined));
+  const at = await page.evaluate(() => ({
+    events: document.querySelector('#event-count').textContent,
+    conn: document.querySelector('#conn').dataset.state,
+    since: ['appointments', 'queue', 'doctors'].map((l) => document.getElementById(l).dataset.since),
+    counts: ['appointments', 'queue', 'doctors'].map((l) =>
+      [document.getElementById(l).children.length, document.getElementById(l + '-count').textContent]),
+  }));
+  if (at.events !== '0') fail(`events arrived while the connection was held back: ${at.events}`);
+  if (at.conn !== 'connecting') fail(`connection state ${at.conn} while held back, want connecting`);
+  if (at.counts.some(([n, shown]) => String(n) !== shown)) fail(`panel counts differ from their rows: ${JSON.stringify(at.counts)}`);
+  const pre = [
+    [rows.p1, listed('Finalizado'), 'a booking of today made before the page opened'],
+    [rows.p2, listed('Cancelado'), 'a cancelled booking of today made before the page opened'],
+    [rows.p3, listed('Finalizado'), 'a third booking of today made before the page opened'],
+    [rows.q1, queued, 'a check-in made before the page opened'],
+    [rows.q2, queued, 'a second check-in made before the page opened'],
+    [rows.doctor, { doctors: { n: 1, chips: 2, detail: '(81) 90000-0000' } }, 'a doctor hired before the page opened'],
+  ];
+  for (const [id, want, what] of pre) {
+    if (!(await page.evaluate(pageView, { id, want }))) {
+      fail(`${what} (#${id}) is not listed right after load: the page shows ${JSON.stringify(await view(page, id))}, want ${JSON.stringify(want)}`);
+    }
+  }
+  const order = await page.evaluate((ids) => {
+    const all = Array.from(document.querySelectorAll('#appointments > li'), (e) => e.dataset.id);
+    return ids.map((id) => all.indexOf(String(id)));
+  }, [rows.p1, rows.p2, rows.p3]);
+  if (!(order[0] < order[1] && order[1] < order[2])) fail(`today's list is not in time order: positions ${order.join(',')}`);
+
+  // Between the snapshots and the live connection.
+  await ask('reschedule', { id: rows.p1, days: 0, start: '21:50', end: '22:05' });
+  const p4 = await ask('book', { days: 0, start: '21:40', end: '21:55', status: 'Finalizado' });
+  await ask('status', { id: rows.q2, status: 'Finalizado' });
+  await ask('phone', { id: rows.doctor, phone: '(81) 95555-0000' });
+  release();
+  await waitFor(page, 'the connection state did not become live', () => document.querySelector('#conn').dataset.state === 'live');
+  await until(page, 'a booking rescheduled between the snapshot and the connection did not show its new time once', rows.p1,
+    { appointments: { n: 1, start: '21:50', status: 'Finalizado' }, queue: { n: 0 } });
+  await until(page, 'a booking made between the snapshot and the connection did not appear once', p4, listed('Finalizado'));
+  await until(page, 'a check-in finished between the snapshot and the connection did not leave the queue', rows.q2, away);
+  await until(page, 'a doctor changed between the snapshot and the connection did not show the new phone once', rows.doctor,
+    { doctors: { n: 1, detail: '(81) 95555-0000' } });
+  const moved = await page.evaluate((ids) => {
+    const all = Array.from(document.querySelectorAll('#appointments > li'), (e) => e.dataset.id);
+    return ids.map((id) => all.indexOf(String(id)));
+  }, [rows.p3, p4, rows.p1]);
+  if (!(moved[0] < moved[1] && moved[1] < moved[2])) fail(`today's list is not in time order after live changes: positions ${moved.join(',')}`);
+  return [
+    { id: rows.p1, want: { appointments: { n: 1, start: '21:50' }, queue: { n: 0 } } },
+    { id: rows.p2, want: listed('Cancelado') },
+    { id: p4, want: listed('Finalizado') },
+    { id: rows.q1, want: queued },
+    { id: rows.q2, want: away },
+  ];
 }
 
 async function main() {
@@ -236,11 +331,22 @@ async function main() {
       live.push(ws);
     });
 
+    // Rows committed before the page opens; the page's Socket.IO requests wait until
+    // the snapshot checks let them through.
+    const early = await beforeOpen();
+    let release;
+    const held = new Promise((resolve) => { release = resolve; });
+    const hold = async (route) => {
+      await held;
+      await route.continue();
+    };
+    await page.route(/\/socket\.io\//, hold);
+
     const t0 = Date.now();
     await page.goto(opts.url, { waitUntil: 'domcontentloaded' });
     if (page.url().includes('token=')) fail(`the token is still in the address bar: ${page.url()}`);
-
-    await waitFor(page, 'the connection state did not become live', () => document.querySelector('#conn').dataset.state === 'live');
+    const loadedKeep = await loaded(page, early, release);
+    await page.unroute(/\/socket\.io\//, hold);
     result.liveAfterMs = Date.now() - t0;
 
     const panels = [['appointments', min.appointments], ['queue', min.queue], ['doctors', min.doctors]];
@@ -286,7 +392,7 @@ async function main() {
     // The clinic's changes, each followed by the page.
     seen.phase = 'changes';
     const changed = Date.now();
-    const keep = await changes(page);
+    const keep = loadedKeep.concat(await changes(page));
     result.changesFollowedMs = Date.now() - changed;
 
     await page.waitForTimeout(600); // let the newest rows' arrival highlight fade
@@ -322,10 +428,35 @@ async function main() {
     result.authError = (await bad.textContent('#token-error')).trim();
     if (opts.authShot) await bad.screenshot({ path: opts.authShot });
 
-    // A refused client closes its Engine.IO session while its next poll may already
-    // be on the way; the server answers that poll 400 (unknown session), as Engine.IO
-    // servers do. Any other error is a bug.
-    const errors = seen.errors.filter((e) => !(e.page === 'bad' && /\b400\b/.test(e.text)));
+    // A snapshot refused as busy (503, Retry-After: 1): the page says which list and
+    // why, and takes the lists again by itself. This page's console is not watched:
+    // the refusal is the test's own.
+    seen.phase = 'busy';
+    const busy = await context.newPage();
+    let refusals = 0;
+    await busy.route(/\/v1\/snapshot\/doctors$/, (route) => {
+      if (refusals++ > 0) return route.continue();
+      return route.fulfill({
+        status: 503,
+        headers: { 'Retry-After': '1', 'Content-Type': 'application/json' },
+        body: JSON.stringify({ error: 'too many snapshots in progress' }),
+      });
+    });
+    await busy.goto(opts.url, { waitUntil: 'domcontentloaded' });
+    await waitFor(busy, 'a busy snapshot did not say which list failed and why', () => {
+      const b = document.querySelector('#banner');
+      return !b.hidden && /Could not load the doctors \(doctors\): HTTP 503, too many snapshots in progress\. Trying again in 1 s/
+        .test(document.querySelector('#banner-text').textContent);
+    });
+    result.busyMessage = await busy.textContent('#banner-text');
+    await waitFor(busy, 'the page did not take the lists again after Retry-After', () =>
+      document.querySelector('#conn').dataset.state === 'live' && document.querySelector('#banner').hidden &&
+      document.querySelectorAll('#doctors > li').length > 0);
+    await busy.close();
+
+    // The bad token's snapshot requests are refused (401), which Chromium also logs.
+    // Any other error is a bug.
+    const errors = seen.errors.filter((e) => !(e.page === 'bad' && /\b401\b/.test(e.text)));
     if (errors.length) fail(`console errors: ${errors.map((e) => e.text).join(' | ')}`);
     if (seen.external.length) fail(`requests outside the notifier: ${seen.external.join(', ')}`);
     process.stdout.write(JSON.stringify({ done: result }) + '\n');

@@ -1,25 +1,47 @@
-// The clinic live board: three panels fed by the notifier's Socket.IO events, with the
-// seeds' handler rules (000 appointments.created, 001 appointments.checkin, 002
-// doctors.created) and the same rule for the rest: a row is known by its id, an event
-// replaces it (updated, status.changed, serving, finished; doctors.updated, busy) or
-// removes it (deleted), and the check-in queue holds only patients whose status is
-// Check-in. Each row remembers the offset (log id) of the last event applied to it, so
-// an older event, replayed or late, never brings back an older state. No framework, no
-// build step. The access token lives in this closure only: never in storage, cookies
-// or the URL (it is removed from the address bar as soon as it is read).
+// The clinic live board: three panels, each one of the notifier's snapshot lists
+// (issue 12: load, then follow). On load the page takes each list from GET
+// /v1/snapshot/{list} (following its next cursors), fills its panel, then follows the
+// Socket.IO events from the smallest list's H (auth.since): each list skips the events
+// up to its own H, which its snapshot already holds, and applies the rest by the lists'
+// membership rules: an appointment is in today's list while its date is today (UTC)
+// and it is not deleted, in the check-in queue while its status is Check-in and it is
+// not deleted; a doctor is listed until deleted. An event carries its row as committed,
+// so each list upserts or removes the row by its rule, and *.deleted removes it.
+// Events come in id order per connection; a list ignores any event at or below the
+// last one it applied, so a replay never brings back an older state. A dropped
+// connection resumes by Socket.IO's own recovery; when the server cannot resume
+// (notifier.resync, a reconnection it did not recover, or a new UTC day) the page
+// takes the snapshots again. No framework, no build step. The access token lives in
+// this closure only: never in storage, cookies or the URL (it is removed from the
+// address bar as soon as it is read).
 (function () {
   'use strict';
 
-  var MAX_ROWS = 300; // rows kept per panel; older ones scroll out of memory
-  var MAX_VERSIONS = 20000; // rows whose last offset is remembered, per table
   var RECOVERED_FOR = 8000; // ms the "Recovered" state shows before "Live"
   var CHECKIN = 'Check-in'; // the status of the patients in the queue (seed 001)
+  var SNAPSHOT_PATH = '/v1/snapshot/';
+  var RETRY_AFTER = 5; // s before taking the lists again after a 503 without Retry-After
+  var CURSOR_RESTARTS = 2; // a list restarts this often when its cursor expires (410)
 
   var APPOINTMENT_EVENTS = [
     'appointments.created', 'appointments.updated', 'appointments.status.changed',
     'appointments.checkin', 'appointments.serving', 'appointments.finished', 'appointments.deleted',
   ];
   var DOCTOR_EVENTS = ['doctors.created', 'doctors.updated', 'doctors.busy', 'doctors.deleted'];
+  var REMOVES = { 'appointments.deleted': true, 'doctors.deleted': true };
+
+  // LISTS are the panels: the snapshot list each shows, the table whose events feed
+  // it, the key only a whole payload has (a partial one, {id, accountId}, is a row
+  // gone before it could be read: its delete follows), the membership rule, the order
+  // (the list's own: a live row takes its place as a reload would put it) and the row.
+  var LISTS = [
+    { name: 'appointments.today', title: "today's appointments", panel: 'appointments', table: 'appointments', whole: 'status',
+      member: isToday, order: byDay, row: appointmentRow },
+    { name: 'appointments.checkin', title: 'the check-in queue', panel: 'queue', table: 'appointments', whole: 'status',
+      member: isCheckedIn, order: byArrival, row: queuedRow },
+    { name: 'doctors', title: 'the doctors', panel: 'doctors', table: 'doctors', whole: 'doctorProcedures',
+      member: isListed, order: byName, row: doctorRow },
+  ];
 
   var $ = function (id) { return document.getElementById(id); };
 
@@ -29,17 +51,17 @@
     socket: null,
     connectedOnce: false,
     serverReason: null, // from notifier.disconnect, explains the disconnect that follows
-    appointments: [], // oldest first; the panel shows the newest first
-    queue: [], // in order of arrival
-    doctors: [], // in order of arrival
-    totals: { appointments: 0, doctors: 0 }, // rows known and not deleted, trimmed ones included
-    seen: { appointments: new Map(), doctors: new Map() }, // id -> {at: offset, live: counted}
+    generation: 0, // one per load: answers to an older load are dropped
+    day: null, // the UTC date the lists were taken on ("today")
+    since: null, // the socket's auth.since: the smallest H of the lists
+    lists: {}, // by list name: {h, last, rows: Map id -> {item, el}}
     statuses: new Map(), // id -> {id, name, color, at}: the newest the page has seen
     events: 0,
     lastEventAt: 0,
     lastOffset: null,
   };
   var recoveredTimer = 0;
+  var retryTimer = 0;
 
   // ---- token ----------------------------------------------------------------------
 
@@ -100,6 +122,7 @@
   // ---- connection -----------------------------------------------------------------
 
   var CONN_LABELS = {
+    loading: 'Loading lists',
     connecting: 'Connecting',
     live: 'Live',
     reconnecting: 'Reconnecting',
@@ -136,13 +159,128 @@
       }
       return;
     }
-    if (state.socket) {
-      state.socket.off();
-      state.socket.io.off();
-      state.socket.disconnect();
-      state.socket = null;
+    if (previous !== state.account) resetLists();
+    load();
+  }
+
+  function closeSocket() {
+    if (!state.socket) return;
+    state.socket.off();
+    state.socket.io.off();
+    state.socket.disconnect();
+    state.socket = null;
+  }
+
+  // load takes every list's snapshot, then follows from the smallest H. The lists
+  // shown stay until the new ones are in.
+  function load() {
+    var gen = ++state.generation;
+    window.clearTimeout(retryTimer);
+    closeSocket();
+    setConn('loading');
+    var day = utcDay(new Date());
+    Promise.all(LISTS.map(function (l) { return snapshot(l, gen); })).then(function (snaps) {
+      if (gen !== state.generation) return;
       resetLists();
+      state.day = day;
+      snaps.forEach(fill);
+      state.since = Math.min.apply(null, snaps.map(function (s) { return s.h; }));
+      openSocket();
+    }, function (err) {
+      if (gen === state.generation && !(err instanceof Superseded)) refused(err);
+    });
+  }
+
+  function Superseded() {}
+
+  // SnapshotError is a list the server did not give: its HTTP status (0: no answer)
+  // and reason.
+  function SnapshotError(list, status, reason, retryAfter) {
+    this.list = list;
+    this.status = status;
+    this.reason = reason;
+    this.retryAfter = retryAfter;
+  }
+
+  // snapshot fetches every page of list l: {list, h, items}.
+  async function snapshot(l, gen) {
+    for (var restarts = 0; ; restarts++) {
+      var items = [];
+      var h = null;
+      var cursor = null;
+      try {
+        do {
+          if (gen !== state.generation) throw new Superseded();
+          var page = await snapshotPage(l, cursor);
+          var n = position(page.since);
+          if (isNaN(n) || !Array.isArray(page.items)) throw new SnapshotError(l, 200, 'malformed answer');
+          if (h !== null && n !== h) throw new SnapshotError(l, 200, 'pages of different snapshots');
+          h = n;
+          Array.prototype.push.apply(items, page.items);
+          cursor = typeof page.next === 'string' && page.next ? page.next : null;
+        } while (cursor);
+        return { list: l, h: h, items: items };
+      } catch (err) {
+        // A cursor that expired mid-way (410): the list starts over, a few times.
+        if (!(err instanceof SnapshotError && err.status === 410 && cursor && restarts < CURSOR_RESTARTS)) throw err;
+      }
     }
+  }
+
+  async function snapshotPage(l, cursor) {
+    var url = SNAPSHOT_PATH + encodeURIComponent(l.name) + (cursor ? '?cursor=' + encodeURIComponent(cursor) : '');
+    var resp;
+    try {
+      resp = await window.fetch(url, {
+        headers: { Authorization: 'Bearer ' + state.token, Accept: 'application/json' },
+        cache: 'no-store',
+        credentials: 'omit',
+      });
+    } catch (e) {
+      throw new SnapshotError(l, 0, 'no answer from the server');
+    }
+    var body = null;
+    try {
+      body = await resp.json();
+    } catch (e) {
+      body = null;
+    }
+    if (!resp.ok) {
+      var reason = body && typeof body.error === 'string' ? body.error : resp.statusText;
+      throw new SnapshotError(l, resp.status, reason, Number(resp.headers.get('Retry-After')));
+    }
+    if (!body || typeof body !== 'object') throw new SnapshotError(l, resp.status, 'malformed answer');
+    return body;
+  }
+
+  // refused says why a list could not be loaded: a token the server refuses asks for
+  // another, a busy server (503) is asked again after Retry-After, anything else
+  // offers a retry.
+  function refused(err) {
+    if (!(err instanceof SnapshotError)) {
+      setConn('offline', 'lists not loaded');
+      showBanner('Could not load the lists: ' + String(err) + '.', 'Retry', load);
+      return;
+    }
+    var what = 'Could not load ' + err.list.title + ' (' + err.list.name + '): ' +
+      (err.status ? 'HTTP ' + err.status + ', ' : '') + (err.reason || 'unknown reason');
+    if (err.status === 401) {
+      setConn('auth', err.reason);
+      openTokenDialog('The server refused this token: ' + (err.reason || 'unknown reason') + '.');
+      return;
+    }
+    if (err.status === 503) {
+      var wait = err.retryAfter > 0 ? Math.min(err.retryAfter, 300) : RETRY_AFTER;
+      setConn('offline', 'lists not loaded');
+      showBanner(what + '. Trying again in ' + wait + ' s.', 'Retry now', load);
+      retryTimer = window.setTimeout(function () { hideBanner(); load(); }, wait * 1000);
+      return;
+    }
+    setConn('offline', 'lists not loaded');
+    showBanner(what + '.', 'Retry', load);
+  }
+
+  function openSocket() {
     if (typeof window.io !== 'function') {
       setConn('offline');
       showBanner('The Socket.IO client did not load; reload the page.');
@@ -150,8 +288,12 @@
     }
     state.connectedOnce = false;
     setConn('connecting');
+    // A new manager, so that no recovery from an earlier load is attempted: this
+    // socket starts after the snapshots. Its own reconnections recover (pid, offset),
+    // which the server prefers to since.
     var socket = window.io({
-      auth: function (cb) { cb({ token: state.token }); },
+      auth: function (cb) { cb({ token: state.token, since: state.since }); },
+      forceNew: true,
       reconnectionDelay: 500,
       reconnectionDelayMax: 10000,
     });
@@ -161,10 +303,12 @@
       state.serverReason = null;
       if (socket.recovered) {
         setConn('recovered');
+      } else if (state.connectedOnce) {
+        // Back, but not where it left off: what was missed meanwhile is only in a new
+        // snapshot.
+        load();
+        return;
       } else {
-        if (state.connectedOnce) {
-          showBanner('Reconnected. Changes made while the connection was down could not be replayed, so the lists may miss some.');
-        }
         setConn('live');
       }
       state.connectedOnce = true;
@@ -200,64 +344,67 @@
       setConn('reconnecting', n > 1 ? 'attempt ' + n : '');
     });
 
-    socket.on('notifier.resync', function () {
-      showBanner('Some changes made while the board was offline are too old to replay: the lists may be incomplete. Reload the page to start fresh.');
-    });
+    // The server cannot replay from where the lists are: take them again.
+    socket.on('notifier.resync', load);
     socket.on('notifier.disconnect', function (info) {
       state.serverReason = (info && info.reason) || null;
     });
 
-    // The seeds' handlers, and the same rules for the other events.
     APPOINTMENT_EVENTS.forEach(function (event) {
-      socket.on(event, function (appointment, offset) {
-        counted(offset);
-        if (appointment && appointment.id !== undefined && appointment.id !== null) onAppointment(event, appointment, offset);
-      });
+      socket.on(event, function (appointment, offset) { onEvent('appointments', event, appointment, offset); });
     });
     DOCTOR_EVENTS.forEach(function (event) {
-      socket.on(event, function (doctor, offset) {
-        counted(offset);
-        if (doctor && doctor.id !== undefined && doctor.id !== null) onDoctor(event, doctor, offset);
-      });
+      socket.on(event, function (doctor, offset) { onEvent('doctors', event, doctor, offset); });
     });
   }
 
-  // ---- rows by id, newest event wins ----------------------------------------------
+  // ---- lists ----------------------------------------------------------------------
 
-  // position is an event's offset (its log id, a decimal string below 2^53) as a
-  // number; NaN when there is none.
-  function position(offset) {
-    return typeof offset === 'string' && /^[0-9]{1,16}$/.test(offset) ? Number(offset) : NaN;
+  // position is an event id (a decimal string or a number below 2^53) as a number;
+  // NaN when it is none.
+  function position(v) {
+    if (typeof v === 'number') return Number.isSafeInteger(v) && v >= 0 ? v : NaN;
+    return typeof v === 'string' && /^[0-9]{1,16}$/.test(v) ? Number(v) : NaN;
   }
 
-  // stale reports whether what the page has for a row comes from an event after the
-  // one at n. Without both offsets nothing is stale.
-  function stale(v, n) {
-    return !!v && !isNaN(v.at) && !isNaN(n) && n <= v.at;
+  function utcDay(d) {
+    return d.toISOString().slice(0, 10);
   }
 
-  // remember records the event at n as the row's last, forgetting the longest-unchanged
-  // rows past MAX_VERSIONS.
-  function remember(seen, id, n, live) {
-    seen.delete(id);
-    seen.set(id, { at: n, live: live });
-    if (seen.size > MAX_VERSIONS) seen.delete(seen.keys().next().value);
+  function isToday(a) {
+    return !a.deletedAt && typeof a.date === 'string' && a.date.slice(0, 10) === state.day;
   }
 
-  function indexById(list, id) {
-    for (var i = 0; i < list.length; i++) {
-      if (String(list[i].id) === id) return i;
-    }
-    return -1;
+  function isCheckedIn(a) {
+    return !a.deletedAt && !!a.status && a.status.name === CHECKIN;
   }
 
-  // rowOf finds a panel's row by id without building a selector from event data.
-  function rowOf(listID, id) {
-    var rows = $(listID).children;
-    for (var i = 0; i < rows.length; i++) {
-      if (rows[i].dataset.id === id) return rows[i];
-    }
-    return null;
+  function isListed(d) {
+    return !d.deletedAt;
+  }
+
+  function text(v) {
+    return v === undefined || v === null ? '' : String(v);
+  }
+
+  function compare(x, y) {
+    return x < y ? -1 : x > y ? 1 : 0;
+  }
+
+  function byID(a, b) {
+    return Number(a.id) - Number(b.id);
+  }
+
+  function byDay(a, b) {
+    return compare(text(a.date), text(b.date)) || compare(text(a.startTime), text(b.startTime)) || byID(a, b);
+  }
+
+  function byArrival(a, b) {
+    return compare(text(a.updatedAt), text(b.updatedAt)) || byID(a, b);
+  }
+
+  function byName(a, b) {
+    return text(a.name).localeCompare(text(b.name)) || byID(a, b);
   }
 
   // enriched tells a whole payload from a partial one ({id, accountId} only: the row
@@ -266,75 +413,91 @@
     return Object.prototype.hasOwnProperty.call(obj, key);
   }
 
-  function onAppointment(event, a, offset) {
-    var id = String(a.id);
-    var n = position(offset);
-    var v = state.seen.appointments.get(id);
-    if (stale(v, n)) return;
-    var live = !!(v && v.live);
-    var whole = enriched(a, 'status');
-    if (whole) noteStatus(a.status, n);
-    if (event === 'appointments.deleted' || (whole && a.deletedAt)) {
-      removeAppointment(id);
-      removeQueued(id);
-      if (live) state.totals.appointments--;
-      live = false;
-    } else if (event === 'appointments.created') {
-      // 000: setAppointments((prev) => [...prev, appointment]), once per id.
-      if (!replaceAppointment(id, a)) addAppointment(a);
-      if (!live) state.totals.appointments++;
-      live = true;
-    } else if (whole) {
-      replaceAppointment(id, a);
-      applyToQueue(event, id, a);
-    }
-    remember(state.seen.appointments, id, n, live);
-    showCount('appointments', state.totals.appointments);
+  // fill shows a list's snapshot, in the server's order.
+  function fill(s) {
+    var l = s.list;
+    var list = { h: s.h, last: s.h, rows: new Map() };
+    state.lists[l.name] = list;
+    var panel = $(l.panel);
+    s.items.forEach(function (item) {
+      if (!item || item.id === undefined || item.id === null) return;
+      if (l.whole === 'status') noteStatus(item.status, s.h);
+      var id = String(item.id);
+      var old = list.rows.get(id);
+      if (old) old.el.remove();
+      var row = l.row(item);
+      list.rows.set(id, { item: item, el: row });
+      panel.appendChild(row);
+    });
+    panel.dataset.since = String(s.h);
+    shown(l, list);
   }
 
-  // applyToQueue applies an appointment's event to the check-in queue: 001's rule adds a
-  // patient whose status is Check-in once; any other status, or being served or
-  // finished, takes them out.
-  function applyToQueue(event, id, a) {
-    var checkedIn = !!(a.status && a.status.name === CHECKIN);
-    var i = indexById(state.queue, id);
-    if (event === 'appointments.checkin' && i < 0) {
-      if (checkedIn) {
-        state.queue.push(a);
-        trim(state.queue);
-        renderQueued(a);
+  // onEvent applies one event to every list of its table.
+  function onEvent(table, event, item, offset) {
+    counted(offset);
+    if (!item || typeof item !== 'object' || item.id === undefined || item.id === null) return;
+    var n = position(offset);
+    var id = String(item.id);
+    var noted = false;
+    LISTS.forEach(function (l) {
+      var list = state.lists[l.name];
+      if (l.table !== table || !list) return;
+      if (!isNaN(n)) {
+        if (n <= list.last) return; // in the snapshot, or applied already
+        list.last = n;
       }
-      return;
-    }
-    if (i < 0) return;
-    if (!checkedIn || event === 'appointments.serving' || event === 'appointments.finished') {
-      removeQueued(id);
-    } else {
-      state.queue[i] = a;
-      replaceQueued(id, a);
-    }
+      var whole = enriched(item, l.whole);
+      if (whole && l.whole === 'status' && !noted) {
+        noteStatus(item.status, n);
+        noted = true;
+      }
+      if (REMOVES[event] || (whole && !l.member(item))) {
+        remove(l, list, id);
+      } else if (whole) {
+        upsert(l, list, id, item);
+      }
+    });
   }
 
-  function onDoctor(event, d, offset) {
-    var id = String(d.id);
-    var n = position(offset);
-    var v = state.seen.doctors.get(id);
-    if (stale(v, n)) return;
-    var live = !!(v && v.live);
-    var whole = enriched(d, 'doctorProcedures');
-    if (event === 'doctors.deleted' || (whole && d.deletedAt)) {
-      removeDoctor(id);
-      if (live) state.totals.doctors--;
-      live = false;
-    } else if (whole || event === 'doctors.created') {
-      // 002: setDoctors((prev) => [...prev, data]); an update of a doctor the board
-      // has not listed yet lists it too, so that a busy doctor shows wherever they joined.
-      if (!replaceDoctor(id, d)) addDoctor(d);
-      if (!live) state.totals.doctors++;
-      live = true;
+  // upsert shows a row's new state where the list's order puts it.
+  function upsert(l, list, id, item) {
+    var panel = $(l.panel);
+    var old = list.rows.get(id);
+    var row = fresh(l.row(item));
+    if (old) {
+      list.rows.delete(id);
+      old.el.remove();
     }
-    remember(state.seen.doctors, id, n, live);
-    showCount('doctors', state.totals.doctors);
+    var next = null;
+    for (var c = panel.lastElementChild; c; c = c.previousElementSibling) {
+      var other = list.rows.get(c.dataset.id);
+      if (other && l.order(item, other.item) >= 0) break;
+      next = c;
+    }
+    panel.insertBefore(row, next);
+    list.rows.set(id, { item: item, el: row });
+    shown(l, list);
+  }
+
+  function remove(l, list, id) {
+    var old = list.rows.get(id);
+    if (!old) return;
+    list.rows.delete(id);
+    old.el.remove();
+    shown(l, list);
+  }
+
+  // shown updates a panel's count, its empty state and, for the queue, the places.
+  function shown(l, list) {
+    if (l.panel === 'queue') {
+      Array.prototype.forEach.call($('queue').children, function (row, i) {
+        var place = row.querySelector('.position');
+        if (place) place.textContent = String(i + 1);
+      });
+    }
+    $(l.panel + '-count').textContent = list.rows.size.toLocaleString();
+    $(l.panel + '-empty').hidden = list.rows.size > 0;
   }
 
   // noteStatus keeps the newest name and colour of each status, and repaints every
@@ -344,7 +507,7 @@
     if (!status || status.id === undefined || status.id === null) return;
     var id = String(status.id);
     var known = state.statuses.get(id);
-    if (stale(known, n)) return;
+    if (known && !isNaN(known.at) && !isNaN(n) && n <= known.at) return;
     state.statuses.set(id, { id: status.id, name: status.name, color: status.color, at: n });
     if (!known || (known.name === status.name && known.color === status.color)) return;
     Array.prototype.forEach.call(document.querySelectorAll('.board .status'), function (chip) {
@@ -361,8 +524,16 @@
     tick();
   }
 
-  function trim(list) {
-    if (list.length > MAX_ROWS) list.splice(0, list.length - MAX_ROWS);
+  function resetLists() {
+    state.lists = {};
+    state.statuses = new Map();
+    LISTS.forEach(function (l) {
+      var panel = $(l.panel);
+      panel.textContent = '';
+      delete panel.dataset.since;
+      $(l.panel + '-count').textContent = '0';
+      $(l.panel + '-empty').hidden = false;
+    });
   }
 
   // ---- banner ---------------------------------------------------------------------
@@ -433,20 +604,11 @@
     return d.getFullYear() + '-' + (m < 10 ? '0' : '') + m + '-' + (day < 10 ? '0' : '') + day;
   }
 
-  // rowIsNew marks a row for the arrival highlight.
+  // fresh marks a row for the arrival highlight.
   function fresh(row) {
     row.classList.add('is-new');
     row.addEventListener('animationend', function () { row.classList.remove('is-new'); }, { once: true });
     return row;
-  }
-
-  // appendRow appends to a list that reads top to bottom, following the newest row
-  // when the reader is already at the bottom.
-  function appendRow(list, row) {
-    var follow = list.scrollTop + list.clientHeight >= list.scrollHeight - 8;
-    list.appendChild(row);
-    while (list.children.length > MAX_ROWS) list.removeChild(list.firstElementChild);
-    if (follow) list.scrollTop = list.scrollHeight;
   }
 
   function appointmentRow(a) {
@@ -475,37 +637,14 @@
     return row;
   }
 
-  function addAppointment(a) {
-    state.appointments.push(a);
-    trim(state.appointments);
-    var list = $('appointments');
-    list.insertBefore(fresh(appointmentRow(a)), list.firstChild);
-    while (list.children.length > MAX_ROWS) list.removeChild(list.lastElementChild);
-  }
-
-  // replaceAppointment puts a listed appointment's new state in its place; false when
-  // it is not listed.
-  function replaceAppointment(id, a) {
-    var i = indexById(state.appointments, id);
-    if (i < 0) return false;
-    state.appointments[i] = a;
-    var row = rowOf('appointments', id);
-    if (row) row.replaceWith(fresh(appointmentRow(a)));
-    return true;
-  }
-
-  function removeAppointment(id) {
-    var i = indexById(state.appointments, id);
-    if (i >= 0) state.appointments.splice(i, 1);
-    var row = rowOf('appointments', id);
-    if (row) row.remove();
-  }
-
-  // queuedRow is a queue row; since is when the patient checked in (ms).
-  function queuedRow(a, place, since) {
+  // queuedRow is a queue row; its wait counts from the check-in (updatedAt), and
+  // shown numbers its place.
+  function queuedRow(a) {
+    var since = Date.parse(a.updatedAt);
+    if (isNaN(since) || since > Date.now() + 60000) since = Date.now();
     var row = el('li', 'row queued');
     row.dataset.id = String(a.id);
-    row.appendChild(el('span', 'position', place));
+    row.appendChild(el('span', 'position', ''));
     var main = el('div', 'main');
     main.appendChild(el('div', 'name', name(a.patient, 'Appointment #' + a.id)));
     var proc = procedureOf(a);
@@ -520,45 +659,6 @@
     side.appendChild(wait);
     row.appendChild(side);
     return row;
-  }
-
-  function renderQueued(a) {
-    var arrived = Date.parse(a.updatedAt);
-    if (isNaN(arrived) || arrived > Date.now() + 60000) arrived = Date.now();
-    appendRow($('queue'), fresh(queuedRow(a, state.queue.length, arrived)));
-    renumberQueue();
-  }
-
-  // replaceQueued shows a queued patient's new details, keeping their place and wait.
-  function replaceQueued(id, a) {
-    var row = rowOf('queue', id);
-    if (!row) return;
-    var wait = row.querySelector('.wait');
-    var since = wait ? Number(wait.dataset.since) : Date.now();
-    row.replaceWith(fresh(queuedRow(a, 0, since)));
-    renumberQueue();
-  }
-
-  function removeQueued(id) {
-    var i = indexById(state.queue, id);
-    if (i >= 0) state.queue.splice(i, 1);
-    var row = rowOf('queue', id);
-    if (row) row.remove();
-    renumberQueue();
-  }
-
-  function renumberQueue() {
-    Array.prototype.forEach.call($('queue').children, function (row, i) {
-      var place = row.querySelector('.position');
-      if (place) place.textContent = String(i + 1);
-    });
-    showCount('queue', state.queue.length);
-  }
-
-  // showCount sets a panel's count and shows its empty state when it lists nothing.
-  function showCount(panel, n) {
-    $(panel + '-count').textContent = Math.max(0, n).toLocaleString();
-    $(panel + '-empty').hidden = $(panel).children.length > 0;
   }
 
   function initials(n) {
@@ -604,44 +704,6 @@
     return row;
   }
 
-  function addDoctor(d) {
-    state.doctors.push(d);
-    trim(state.doctors);
-    appendRow($('doctors'), fresh(doctorRow(d)));
-  }
-
-  // replaceDoctor puts a listed doctor's new state in its place; false when the
-  // doctor is not listed.
-  function replaceDoctor(id, d) {
-    var i = indexById(state.doctors, id);
-    if (i < 0) return false;
-    state.doctors[i] = d;
-    var row = rowOf('doctors', id);
-    if (row) row.replaceWith(fresh(doctorRow(d)));
-    return true;
-  }
-
-  function removeDoctor(id) {
-    var i = indexById(state.doctors, id);
-    if (i >= 0) state.doctors.splice(i, 1);
-    var row = rowOf('doctors', id);
-    if (row) row.remove();
-  }
-
-  function resetLists() {
-    state.appointments = [];
-    state.queue = [];
-    state.doctors = [];
-    state.totals = { appointments: 0, doctors: 0 };
-    state.seen = { appointments: new Map(), doctors: new Map() };
-    state.statuses = new Map();
-    ['appointments', 'queue', 'doctors'].forEach(function (id) {
-      $(id).textContent = '';
-      $(id + '-count').textContent = '0';
-      $(id + '-empty').hidden = false;
-    });
-  }
-
   // ---- clocks ---------------------------------------------------------------------
 
   function ago(ms) {
@@ -668,6 +730,8 @@
     Array.prototype.forEach.call($('queue').querySelectorAll('.wait'), function (w) {
       w.textContent = waited(Number(w.dataset.since));
     });
+    // A new UTC day changes which appointments are today's, with no event to say so.
+    if (state.socket && state.day && utcDay(new Date()) !== state.day) load();
   }
 
   // ---- start ----------------------------------------------------------------------
@@ -675,7 +739,7 @@
   function start() {
     var opened = new Date();
     $('today').textContent = opened.toLocaleDateString([], { weekday: 'long', day: 'numeric', month: 'long' }) +
-      ' · live since ' + hhmm(opened);
+      ' · open since ' + hhmm(opened);
 
     $('token-form').addEventListener('submit', function (e) {
       e.preventDefault();
