@@ -53,6 +53,7 @@ type Options struct {
 	TokenIn    TokenIn  // default InAuth
 	Transports []string // nil: the client's default, polling then the upgrade to websocket
 	Events     []string // event names to register seed-style handlers for
+	Since      any      // auth.since (an event id, as a number or a string); nil sends none
 
 	// Reconnection settings; nil or zero leaves the client's defaults (reconnect,
 	// 1 s delay up to 5 s, forever).
@@ -217,6 +218,9 @@ func scriptOptions(o Options) map[string]any {
 	}
 	if o.Path != "" {
 		m["path"] = o.Path
+	}
+	if o.Since != nil {
+		m["since"] = o.Since
 	}
 	if o.Transports != nil {
 		m["transports"] = o.Transports

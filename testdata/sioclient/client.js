@@ -2,7 +2,8 @@
 //
 // Usage: node client.js '<options JSON>'
 //
-// Options: url, path, token, tokenIn ("auth" | "header" | "none"), transports,
+// Options: url, path, token, tokenIn ("auth" | "header" | "none"), since (sent as
+// auth.since, beside the token), transports,
 // events (names to listen to), reconnection, reconnectionDelay,
 // reconnectionDelayMax, reconnectionAttempts, timeout.
 //
@@ -40,14 +41,16 @@ if (opts.reconnectionAttempts !== undefined) ioOpts.reconnectionAttempts = opts.
 if (opts.timeout !== undefined) ioOpts.timeout = opts.timeout;
 
 const token = opts.token;
+// auth.since: follow from a snapshot's H (GET /v1/snapshot); no auth option without it.
+const since = opts.since === undefined ? undefined : { since: opts.since };
 let socket;
 if (opts.tokenIn === 'header') {
-  socket = io(opts.url, { ...ioOpts, extraHeaders: { Authorization: 'Bearer ' + token } });
+  socket = io(opts.url, { ...ioOpts, extraHeaders: { Authorization: 'Bearer ' + token }, ...(since && { auth: since }) });
 } else if (opts.tokenIn === 'none') {
-  socket = io(opts.url, ioOpts);
+  socket = io(opts.url, { ...ioOpts, ...(since && { auth: since }) });
 } else {
-  // The seeds' dashboard code, unchanged.
-  socket = io(opts.url, { ...ioOpts, auth: { token } });
+  // The seeds' dashboard code, unchanged (plus since when given).
+  socket = io(opts.url, { ...ioOpts, auth: { token, ...since } });
 }
 
 // Handlers in the seeds' style: socket.on('appointments.created', (appointment) => …).
