@@ -6,8 +6,11 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/pgnotifier/notifier/internal/sioclient"
 )
 
 // getSnapshot fetches one page of a list as account.
@@ -79,5 +82,32 @@ VALUES (now() AT TIME ZONE 'UTC', '09:00', '09:15', 1, 1, 2, 1) RETURNING id`).S
 	status, page = b.getSnapshot(t, 1, "")
 	if status != http.StatusOK || !bytes.Contains(page["lists"], []byte(`"appointments.checkin"`)) {
 		t.Fatalf("lists: %d %s", status, page["lists"])
+	}
+}
+
+// TestSocketIOSince: auth.since resumes a Socket.IO client after an event id, as
+// /ws?since does (number or numeric string); anything else is a connect_error naming
+// it, which the client does not retry.
+func TestSocketIOSince(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	live := b.dial(t, 1, nil)
+	first := b.insertAppointment(t, 1)
+	after := live.next(t)
+	second := b.insertAppointment(t, 1)
+	live.next(t)
+	for _, since := range []any{after.ID, itoa(after.ID)} {
+		c := b.sio(t, 1, func(o *sioclient.Options) { o.Since = since })
+		c.WaitConnect()
+		if e := c.WaitEvent(); eventRow(t, e)["id"] != float64(second) {
+			t.Fatalf("since %v: got %s, want appointment %d (and not %d)", since, e, second, first)
+		}
+	}
+	for _, bad := range []any{"abc", -1, 1.5, map[string]any{}} {
+		c := b.sio(t, 1, func(o *sioclient.Options) { o.Since = bad })
+		ce := c.WaitConnectError()
+		if ce.Message != "auth.since must be a non-negative event id" || !strings.Contains(string(ce.Data), "bad_since") || ce.Active {
+			t.Errorf("since %v: connect_error = %+v", bad, ce)
+		}
 	}
 }
