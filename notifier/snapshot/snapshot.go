@@ -9,7 +9,8 @@
 // READ, READ ONLY transaction: H, then the list's function (notifier."list_<name>",
 // installed by its rules migration), which reads the rows and runs the rule's own
 // enrichment query over them. The first page is answered; the rest wait for their
-// cursor for Config.CursorTTL, on this instance.
+// cursors (one per page: asking again gets the same page) for Config.CursorTTL, on
+// this instance.
 //
 // # Concurrency
 //
@@ -294,7 +295,7 @@ func (h *Handler) first(ctx context.Context, account int64, l List) ([]byte, err
 	pages = append(pages, items)
 	next := ""
 	if len(pages) > 1 {
-		next = h.keep(&cursor{account: account, list: l.Name, since: since, pages: pages[1:]})
+		next = h.keep(&cursor{account: account, list: l.Name, since: since, pages: pages[1:]}) + ".1"
 	}
 	return page(l.Name, since, pages[0], next), nil
 }
@@ -353,8 +354,9 @@ func (h *Handler) read(ctx context.Context, account int64, l List) (int64, []jso
 	return since, items, err
 }
 
-// keep stores c and returns its cursor: "<H>.<random>". Expired cursors go first, then
-// the oldest, until both bounds hold.
+// keep stores c and returns its id, "<H>.<random>"; the cursor of its page k (the
+// first page is 0) is "<id>.<k>", so asking for a page again (a lost answer) gets the
+// same page. Expired cursors go first, then the oldest, until both bounds hold.
 func (h *Handler) keep(c *cursor) string {
 	now := h.cfg.NowFunc()
 	c.expires = now.Add(h.cfg.CursorTTL)
@@ -397,38 +399,35 @@ func (h *Handler) drop(id string) {
 	}
 }
 
-// next answers the page after cursor id.
-func (h *Handler) next(account int64, list, id string) ([]byte, error) {
-	head, rnd, ok := strings.Cut(id, ".")
-	if _, err := strconv.ParseInt(head, 10, 64); err != nil || !ok || len(rnd) != 22 {
+// next answers the page a cursor names: "<H>.<random>.<k>".
+func (h *Handler) next(account int64, list, cur string) ([]byte, error) {
+	head, rest, ok1 := strings.Cut(cur, ".")
+	rnd, num, ok2 := strings.Cut(rest, ".")
+	k, err := strconv.Atoi(num)
+	if _, herr := strconv.ParseInt(head, 10, 64); herr != nil || !ok1 || !ok2 || err != nil || k < 1 || len(rnd) != 22 {
 		return nil, refuse(http.StatusBadRequest, "malformed cursor")
 	}
 	if _, err := base64.RawURLEncoding.DecodeString(rnd); err != nil {
 		return nil, refuse(http.StatusBadRequest, "malformed cursor")
 	}
+	id := head + "." + rnd
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	c, ok := h.cursors[id]
-	if !ok || h.cfg.NowFunc().After(c.expires) {
-		h.drop(id)
+	if !ok || h.cfg.NowFunc().After(c.expires) || k > len(c.pages) {
+		if ok && k <= len(c.pages) {
+			h.drop(id)
+		}
 		return nil, refuse(http.StatusGone, "cursor expired or unknown: take a new snapshot")
 	}
 	if c.account != account || c.list != list {
 		return nil, refuse(http.StatusForbidden, "cursor belongs to another account or list")
 	}
-	items := c.pages[0]
-	c.pages = c.pages[1:]
-	for _, it := range items {
-		c.size -= len(it)
-		h.kept -= len(it)
-	}
 	next := ""
-	if len(c.pages) > 0 {
-		next = id
-	} else {
-		h.drop(id)
+	if k < len(c.pages) {
+		next = id + "." + strconv.Itoa(k+1)
 	}
-	return page(list, c.since, items, next), nil
+	return page(list, c.since, c.pages[k-1], next), nil
 }
 
 // page encodes one answer; items are JSON already.
