@@ -58,6 +58,7 @@ type HTTP struct {
 	Addr                     string        `mapstructure:"addr"`
 	AllowedOrigins           []string      `mapstructure:"allowed_origins"`
 	ShutdownTimeout          time.Duration `mapstructure:"shutdown_timeout"`
+	DrainDelay               time.Duration `mapstructure:"drain_delay"`       // on SIGTERM: not ready, still serving, this long
 	HandshakeTimeout         time.Duration `mapstructure:"handshake_timeout"` // request headers, and the WebSocket handshake
 	ReadTimeout              time.Duration `mapstructure:"read_timeout"`      // a whole request, body included (not upgraded connections)
 	IdleTimeout              time.Duration `mapstructure:"idle_timeout"`      // a keep-alive connection between requests
@@ -144,6 +145,7 @@ var defaults = map[string]any{
 	"database.statement_timeout":               10 * time.Second,
 	"http.addr":                                ":8080",
 	"http.allowed_origins":                     []string{},
+	"http.drain_delay":                         time.Duration(0),
 	"http.shutdown_timeout":                    10 * time.Second,
 	"http.handshake_timeout":                   10 * time.Second,
 	"http.read_timeout":                        15 * time.Second,
@@ -295,6 +297,9 @@ func (c *Config) validateCommon() error {
 		if !eventName.MatchString(e) {
 			return invalid("socketio.relay", "%q is not an event name", e)
 		}
+	}
+	if c.HTTP.DrainDelay < 0 {
+		return invalid("http.drain_delay", "must not be negative, got %s", c.HTTP.DrainDelay)
 	}
 	switch {
 	case c.Database.MaxConns < 2:

@@ -130,6 +130,7 @@ var everyKey = []struct {
 	{"database.statement_timeout", "0", "0s"}, // 0 disables it
 	{"http.addr", "127.0.0.1:9000", "127.0.0.1:9000"},
 	{"http.allowed_origins", "https://a.example, https://b.example", "[https://a.example, https://b.example]"},
+	{"http.drain_delay", "4s", "4s"},
 	{"http.shutdown_timeout", "3s", "3s"},
 	{"http.handshake_timeout", "4s", "4s"},
 	{"http.read_timeout", "5s", "5s"},
@@ -181,7 +182,7 @@ var everyKeyConfig = config.Config{
 	Database: config.Database{URL: "postgres://app@db.example:5432/clinic", MaxConns: 3, StatementTimeout: 0},
 	HTTP: config.HTTP{
 		Addr: "127.0.0.1:9000", AllowedOrigins: []string{"https://a.example", "https://b.example"},
-		ShutdownTimeout: 3 * time.Second, HandshakeTimeout: 4 * time.Second,
+		ShutdownTimeout: 3 * time.Second, DrainDelay: 4 * time.Second, HandshakeTimeout: 4 * time.Second,
 		ReadTimeout: 5 * time.Second, IdleTimeout: 6 * time.Second, MaxHeaderBytes: 8192,
 		MaxConnections: 0, MaxConnectionsPerAccount: 5,
 		TLSCert: "/etc/notifier/cert.pem", TLSKey: "/etc/notifier/key.pem",

@@ -52,7 +52,8 @@ type Service struct {
 	verifier *auth.Verifier
 	ln       net.Listener
 
-	ready atomic.Bool // the listener is connected and caught up
+	ready    atomic.Bool // the listener is connected and caught up
+	draining atomic.Bool // shutting down: not ready for http.drain_delay, still serving
 	// enrichFailing is set while the pipeline retries a burst the database could not
 	// enrich; behind holds the commit time (Unix ns) of the oldest entry the pipeline
 	// holds unpublished, 0 when it holds none. Both feed /readyz.
@@ -176,6 +177,8 @@ func (s *Service) Ready() bool { return s.notReady() == "" }
 // notReady says why the service is not delivering, or "" when it is.
 func (s *Service) notReady() string {
 	switch {
+	case s.draining.Load():
+		return "draining"
 	case !s.ready.Load():
 		return "listener not connected or catching up"
 	case s.enrichFailing.Load():
@@ -325,7 +328,30 @@ func (s *Service) Run(ctx context.Context) error {
 		s.logger.WarnContext(ctx, "jwks prefetch failed; tokens will fetch keys when needed", "error", err)
 	}
 	s.logger.InfoContext(ctx, "notifier starting", "addr", s.ln.Addr().String(), "log_head", bounds.Head, "events", s.cfg.Events)
-	g, gctx := errgroup.WithContext(ctx)
+	// The parts run until ctx ends and, after it, for http.drain_delay more: /readyz
+	// answers 503 "draining" meanwhile, so a load balancer moves new clients away while
+	// this instance still serves the ones it has. Then everything stops.
+	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	defer stop()
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-runCtx.Done():
+			return
+		}
+		if d := s.cfg.HTTP.DrainDelay; d > 0 {
+			s.draining.Store(true)
+			s.logger.Info("draining: not ready, still serving", "drain_delay_s", d.Seconds())
+			t := time.NewTimer(d)
+			select {
+			case <-t.C:
+			case <-runCtx.Done():
+				t.Stop()
+			}
+		}
+		stop()
+	}()
+	g, gctx := errgroup.WithContext(runCtx)
 	g.Go(func() error { return l.Run(gctx) })
 	g.Go(func() error { return s.pipeline(gctx, entries) })
 	g.Go(func() error { return s.prune(gctx) })
