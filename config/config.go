@@ -298,6 +298,28 @@ func (c *Config) validateCommon() error {
 			return invalid("socketio.relay", "%q is not an event name", e)
 		}
 	}
+	// A number without a unit reads as nanoseconds (ws.ping_interval: 25 would ping in
+	// a busy loop): nothing here is meant below a millisecond.
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{
+		{"database.statement_timeout", c.Database.StatementTimeout},
+		{"http.shutdown_timeout", c.HTTP.ShutdownTimeout}, {"http.drain_delay", c.HTTP.DrainDelay},
+		{"http.handshake_timeout", c.HTTP.HandshakeTimeout}, {"http.read_timeout", c.HTTP.ReadTimeout},
+		{"http.idle_timeout", c.HTTP.IdleTimeout},
+		{"auth.jwks_refresh", c.Auth.JWKSRefresh}, {"auth.jwks_min_refresh", c.Auth.JWKSMinRefresh},
+		{"hub.max_lag", c.Hub.MaxLag},
+		{"ws.ping_interval", c.WS.PingInterval}, {"ws.pong_wait", c.WS.PongWait}, {"ws.write_wait", c.WS.WriteWait},
+		{"socketio.ping_interval", c.SocketIO.PingInterval}, {"socketio.ping_timeout", c.SocketIO.PingTimeout},
+		{"socketio.connect_timeout", c.SocketIO.ConnectTimeout},
+		{"log.retention", c.Log.Retention}, {"log.prune_interval", c.Log.PruneInterval},
+		{"snapshot.cursor_ttl", c.Snapshot.CursorTTL},
+	} {
+		if d.v > 0 && d.v < time.Millisecond {
+			return invalid(d.key, "%s is below a millisecond: a duration needs a unit (e.g. %ds)", d.v, int64(d.v))
+		}
+	}
 	if c.HTTP.DrainDelay < 0 {
 		return invalid("http.drain_delay", "must not be negative, got %s", c.HTTP.DrainDelay)
 	}

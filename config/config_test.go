@@ -345,6 +345,8 @@ func TestValidationFromEnv(t *testing.T) {
 		{"database.statement_timeout", "-1s"},
 		{"database.statement_timeout", "ten"},
 		{"http.shutdown_timeout", "0"},
+		{"ws.ping_interval", "25"},      // 25ns: no unit
+		{"socketio.ping_interval", "5"}, // 5ns
 		{"http.shutdown_timeout", "-1s"},
 		{"http.handshake_timeout", "0s"},
 		{"http.read_timeout", "9s"}, // shorter than the default handshake timeout
@@ -391,6 +393,7 @@ func TestValidationFromFile(t *testing.T) {
 	for _, tc := range []struct{ key, yaml string }{
 		{"auth.account_claim", "auth:\n  account_claim: \"\"\n"},
 		{"hub.max_lag", "hub:\n  max_lag: 0s\n"},
+		{"ws.ping_interval", "ws:\n  ping_interval: 25\n"}, // no unit: 25ns
 		{"hub.max_lag", "hub:\n  max_lag: [1s]\n"},
 		{"ws.pong_wait", "ws:\n  ping_interval: 1m\n  pong_wait: 30s\n"},
 		{"events", "events: [\"a b\"]\n"},
