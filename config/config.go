@@ -209,6 +209,22 @@ var Flags = map[string]string{
 	"dir":          "rules.dir",
 }
 
+// unknownKeys refuses a key of the file that no setting has (a misspelt http.adr would
+// otherwise leave http.addr at its default without a word).
+func unknownKeys(file string) error {
+	fv := viper.New()
+	fv.SetConfigFile(file)
+	if err := fv.ReadInConfig(); err != nil {
+		return fmt.Errorf("%w: config file %s: %v", ErrInvalid, file, err)
+	}
+	for _, k := range fv.AllKeys() {
+		if _, ok := defaults[k]; !ok {
+			return fmt.Errorf("%w: config file %s: unknown key %q", ErrInvalid, file, k)
+		}
+	}
+	return nil
+}
+
 // eventName is the syntax of event names (internal/rules makes the same demand).
 var eventName = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,99}$`)
 
@@ -229,6 +245,9 @@ func Load(file string, flags *pflag.FlagSet) (Config, error) {
 		v.SetConfigFile(file)
 		if err := v.ReadInConfig(); err != nil {
 			return Config{}, fmt.Errorf("%w: config file %s: %v", ErrInvalid, file, err)
+		}
+		if err := unknownKeys(file); err != nil {
+			return Config{}, err
 		}
 	}
 	if flags != nil {

@@ -501,3 +501,15 @@ func TestAuthKeys(t *testing.T) {
 	checkInvalid(t, c.RequireVerifier(), "auth.public_key_file")
 	checkInvalid(t, c.RequireSecret(), "auth.algorithm")
 }
+
+// TestUnknownFileKey: a misspelt key in the file is a one-line error naming it, not a
+// setting silently left at its default.
+func TestUnknownFileKey(t *testing.T) {
+	t.Parallel()
+	for _, body := range []string{"http:\n  adr: \":9000\"\n", "loggin:\n  level: debug\n", "events_allow: [a]\n"} {
+		_, err := config.Load(writeFile(t, body), nil)
+		if !errors.Is(err, config.ErrInvalid) || !strings.Contains(err.Error(), "unknown key") || strings.Contains(err.Error(), "\n") {
+			t.Errorf("file %q: error %v, want one line naming the unknown key", body, err)
+		}
+	}
+}
