@@ -123,7 +123,7 @@ func TestSocketIORecovery(t *testing.T) {
 	d := c.WaitDisconnect()
 	t.Logf("disconnect at restart: %+v", d)
 	during := b.insertAppointment(t, 1)
-	if cn := c.WaitConnect(); !cn.Recovered {
+	if cn := c.WaitReconnect(); !cn.Recovered { // retries while the notifier restarted may fail first
 		t.Fatalf("reconnect to the restarted notifier not recovered: %+v", cn)
 	}
 	after := b.insertAppointment(t, 1)

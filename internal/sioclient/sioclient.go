@@ -377,6 +377,27 @@ func wait[T any](cl *Client, what string) T {
 // WaitConnect returns the next connect, failing t on anything else but an upgrade.
 func (cl *Client) WaitConnect() Connect { cl.t.Helper(); return wait[Connect](cl, "connect") }
 
+// WaitReconnect returns the next connect, passing over upgrades and the connect_errors
+// the client retries by itself (Active: the server was down or restarting meanwhile);
+// a connect_error it gives up on fails t.
+func (cl *Client) WaitReconnect() Connect {
+	cl.t.Helper()
+	for {
+		switch v := cl.Next().(type) {
+		case Connect:
+			return v
+		case Upgrade:
+			cl.skipped = append(cl.skipped, v)
+		case ConnectError:
+			if !v.Active {
+				cl.t.Fatalf("sioclient: waiting for a reconnect, got a final connect_error %+v", v)
+			}
+		default:
+			cl.t.Fatalf("sioclient: waiting for a reconnect, got %T %+v", v, v)
+		}
+	}
+}
+
 // WaitConnectError returns the next connect_error, failing t on anything else but
 // an upgrade.
 func (cl *Client) WaitConnectError() ConnectError {
