@@ -32,7 +32,11 @@ func TestMain(m *testing.M) {
 	for _, name := range notifierEnv(os.Environ()) {
 		os.Unsetenv(name)
 	}
-	pgtest.Main(m, prepare)
+	code := pgtest.Run(m, prepare)
+	if binDir != "" {
+		_ = os.RemoveAll(binDir) // the binary the process tests built (about 20 MB)
+	}
+	os.Exit(code)
 }
 
 // notifierEnv names the NOTIFIER_* configuration variables in env.

@@ -27,6 +27,7 @@ import (
 
 var (
 	buildOnce sync.Once
+	binDir    string // removed by TestMain after the tests
 	builtBin  string
 	buildErr  error
 )
@@ -40,6 +41,7 @@ func binary(t *testing.T) string {
 			buildErr = err
 			return
 		}
+		binDir = dir
 		builtBin = filepath.Join(dir, "notifier")
 		out, err := exec.Command("go", "build", "-o", builtBin, ".").CombinedOutput()
 		if err != nil {

@@ -81,11 +81,12 @@ var current atomic.Pointer[server]
 // prepare must close every connection it opens before it returns: a
 // template with sessions cannot be cloned. When the tests pass, Main fails the run if goroutines are left over.
 func Main(m *testing.M, prepare func(ctx context.Context, connString string) error) {
-	os.Exit(run(m, prepare))
+	os.Exit(Run(m, prepare))
 }
 
-// run is Main without the exit, so deferred cleanup runs.
-func run(m *testing.M, prepare prepareFunc) int {
+// Run is Main without the exit: it returns the exit code, so a TestMain can clean up
+// what it made for the tests before it exits.
+func Run(m *testing.M, prepare func(ctx context.Context, connString string) error) int {
 	srv, teardown, err := setup(prepare)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "pgtest: %v\n", err)
