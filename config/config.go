@@ -462,6 +462,21 @@ func (c Config) RequireDatabase() error {
 	return nil
 }
 
+// RequireServe checks what serving needs (database.url, the token verifier's keys)
+// and names everything missing at once, in one line.
+func (c Config) RequireServe() error {
+	var parts []string
+	for _, err := range []error{c.RequireDatabase(), c.RequireVerifier()} {
+		if err != nil {
+			parts = append(parts, strings.TrimPrefix(err.Error(), ErrInvalid.Error()+": "))
+		}
+	}
+	if len(parts) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %s", ErrInvalid, strings.Join(parts, "; "))
+}
+
 // RequireSecret checks that an HS256 secret is configured and long enough: needed to
 // verify HS256 tokens and to mint any (token, demo).
 func (c Config) RequireSecret() error {

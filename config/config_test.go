@@ -513,3 +513,17 @@ func TestUnknownFileKey(t *testing.T) {
 		}
 	}
 }
+
+// TestRequireServe: serve with nothing set names every missing setting at once.
+func TestRequireServe(t *testing.T) {
+	t.Parallel()
+	c := mustLoad(t, "", nil)
+	err := c.RequireServe()
+	if !errors.Is(err, config.ErrInvalid) || !strings.Contains(err.Error(), "database.url") || !strings.Contains(err.Error(), "auth.jwt_secret") || strings.Count(err.Error(), "invalid configuration") != 1 {
+		t.Fatalf("RequireServe() = %v, want one line naming database.url and auth.jwt_secret", err)
+	}
+	c.Database.URL, c.Auth.JWTSecret = "postgres://x", secret
+	if err := c.RequireServe(); err != nil {
+		t.Fatalf("RequireServe() with both set = %v", err)
+	}
+}

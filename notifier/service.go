@@ -84,10 +84,7 @@ type Service struct {
 // New checks cfg and prepares a Service. ln, when not nil, is used instead of
 // listening on http.addr (tests pass 127.0.0.1:0).
 func New(cfg config.Config, logger *slog.Logger, ln net.Listener) (*Service, error) {
-	if err := cfg.RequireDatabase(); err != nil {
-		return nil, err
-	}
-	if err := cfg.RequireVerifier(); err != nil {
+	if err := cfg.RequireServe(); err != nil {
 		return nil, err
 	}
 	if logger == nil {
