@@ -37,7 +37,7 @@ func newWatch() *cobra.Command {
 		RunE: runWatch,
 	}
 	f := cmd.Flags()
-	f.String("url", "ws://localhost:8080/ws", "the notifier's /ws URL (http:// and https:// are turned into ws:// and wss://)")
+	f.String("url", "ws://localhost:8080/ws", "the notifier's /ws URL, or its base URL (http://host:port gets ws:// and /ws)")
 	f.String("token", "", "dashboard token (JWT) to connect with")
 	f.Int64("account", 0, "mint tokens for this account with auth.jwt_secret (NOTIFIER_AUTH_JWT_SECRET or --jwt-secret)")
 	f.Int64("since", 0, "resume after this event id")
@@ -141,6 +141,9 @@ func watchURL(raw, events string) (string, error) {
 		u.Scheme = "wss"
 	default:
 		return "", fmt.Errorf("%w: --url %q: want ws://, wss://, http:// or https://", errUsage, raw)
+	}
+	if u.Path == "" || u.Path == "/" {
+		u.Path = "/ws" // the base URL the demo prints
 	}
 	if events = strings.TrimSpace(events); events != "" {
 		q := u.Query()

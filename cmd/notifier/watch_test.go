@@ -45,6 +45,8 @@ func TestWatchURL(t *testing.T) {
 	for _, tc := range []struct{ raw, events, want string }{
 		{"ws://localhost:8080/ws", "", "ws://localhost:8080/ws"},
 		{"http://localhost:8080/ws", "", "ws://localhost:8080/ws"},
+		{"http://localhost:8080", "", "ws://localhost:8080/ws"}, // the base URL the demo prints
+		{"http://localhost:8080/", "", "ws://localhost:8080/ws"},
 		{"https://notifier.example/ws", "doctors.created", "wss://notifier.example/ws?events=doctors.created"},
 		{"wss://notifier.example/ws?events=a", "appointments.created,doctors.created", "wss://notifier.example/ws?events=appointments.created%2Cdoctors.created"},
 	} {

@@ -111,9 +111,9 @@ type watcher struct {
 
 // Run watches until ctx ends (nil) or the notifier refuses for good (an error).
 func Run(ctx context.Context, cfg Config) error {
-	base, err := url.Parse(cfg.URL)
-	if err != nil || (base.Scheme != "ws" && base.Scheme != "wss") || base.Host == "" {
-		return fmt.Errorf("watch: url %q: want ws://host:port/ws or wss://…", cfg.URL)
+	base, err := endpoint(cfg.URL)
+	if err != nil {
+		return err
 	}
 	if cfg.Token == "" && cfg.TokenFunc == nil {
 		return errors.New("watch: no token")
@@ -260,6 +260,27 @@ func (w *watcher) mint() error {
 	return nil
 }
 
+// endpoint is the /ws URL raw names: ws(s)://host:port/ws as given, or the base URL
+// the demo prints (http://host:port), which gets the scheme ws and the path /ws.
+func endpoint(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err == nil {
+		switch u.Scheme {
+		case "http":
+			u.Scheme = "ws"
+		case "https":
+			u.Scheme = "wss"
+		}
+	}
+	if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
+		return nil, fmt.Errorf("watch: url %q: want ws://host:port/ws, wss://…, or the notifier's http(s)://host:port", raw)
+	}
+	if u.Path == "" || u.Path == "/" {
+		u.Path = "/ws"
+	}
+	return u, nil
+}
+
 // dial opens a connection resuming after w.last. A refused handshake is ErrRefused
 // or ErrTokenExpired with the server's reason; 5xx and 429 are temporary.
 func (w *watcher) dial(ctx context.Context) (*websocket.Conn, error) {
@@ -295,6 +316,11 @@ func (w *watcher) dial(ctx context.Context) (*websocket.Conn, error) {
 		return nil, fmt.Errorf("watch: %w: %s", ErrRefused, reason)
 	case http.StatusBadRequest, http.StatusForbidden, http.StatusNotFound:
 		return nil, fmt.Errorf("watch: %w: %s (HTTP %d)", ErrRefused, reason, resp.StatusCode)
+	}
+	if resp.StatusCode < 400 {
+		// An answer that is not an upgrade: a page, a redirect. Not a notifier's /ws;
+		// retrying would never change that.
+		return nil, fmt.Errorf("watch: %w: %s answered HTTP %d without upgrading: not a notifier's /ws endpoint", ErrRefused, u.Redacted(), resp.StatusCode)
 	}
 	return nil, fmt.Errorf("HTTP %d: %s", resp.StatusCode, reason)
 }
