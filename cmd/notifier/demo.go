@@ -75,10 +75,12 @@ func runDemo(cmd *cobra.Command, _ []string) error {
 	if err := prepareDemo(ctx, cfg.Database.URL, out); err != nil {
 		return err
 	}
+	secretEnv := "NOTIFIER_AUTH_JWT_SECRET=<your auth.jwt_secret>"
 	if cfg.Auth.JWTSecret == "" {
 		b := make([]byte, 32)
 		_, _ = rand.Read(b)
 		cfg.Auth.JWTSecret = hex.EncodeToString(b)
+		secretEnv = "NOTIFIER_AUTH_JWT_SECRET=" + cfg.Auth.JWTSecret // this run's own, drawn now
 	}
 	token, err := auth.Mint([]byte(cfg.Auth.JWTSecret), cfg.Auth.AccountClaim, 1, 12*time.Hour, time.Now())
 	if err != nil {
@@ -98,7 +100,7 @@ func runDemo(cmd *cobra.Command, _ []string) error {
 	go func() { errc <- svc.Run(ctx) }()
 	select {
 	case <-svc.Started():
-		printDemo(out, ln.Addr(), token, cfg.Database.URL, rate)
+		printDemo(out, ln.Addr(), token, secretEnv, cfg.Database.URL, rate)
 	case err := <-errc:
 		return err
 	}
@@ -125,7 +127,7 @@ func prepareDemo(ctx context.Context, url string, out io.Writer) error {
 	return nil
 }
 
-func printDemo(out io.Writer, addr net.Addr, token, dbURL string, rate float64) {
+func printDemo(out io.Writer, addr net.Addr, token, secretEnv, dbURL string, rate float64) {
 	host := addr.String()
 	if tcp, ok := addr.(*net.TCPAddr); ok && (tcp.IP.IsUnspecified() || tcp.IP == nil) {
 		host = fmt.Sprintf("localhost:%d", tcp.Port)
@@ -146,7 +148,12 @@ token for account 1 (valid 12h):
 connect a dashboard of your own:
   plain WebSocket:  ws://%[1]s/ws?access_token=<token>
   Socket.IO:        io("http://%[1]s", { auth: { token } })
-  terminal:         notifier watch --url ws://%[1]s/ws --token <token>
+  terminal:         notifier watch --url http://%[1]s --token <token> --snapshot
+  its lists first:  curl -H "Authorization: Bearer <token>" http://%[1]s/v1/snapshot/appointments.today
+
+tokens for other accounts (this demo's secret):
+  %[5]s notifier token --account 2
+  %[5]s notifier watch --url http://%[1]s --account 2
 
 simulated clinic: %[4]s
 
@@ -154,7 +161,7 @@ make a change yourself and watch it arrive:
   psql '%[3]s' -c "INSERT INTO appointments (date, \"startTime\", \"endTime\", \"doctorId\", \"patientId\", \"statusId\", \"accountId\") VALUES (now(), '09:00', '09:15', 1, 1, 1, 1)"
 
 Ctrl-C stops the demo.
-`, host, token, redactURL(dbURL), simulated)
+`, host, token, redactURL(dbURL), simulated, secretEnv)
 }
 
 // redactURL hides a password in a connection URL.
