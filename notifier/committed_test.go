@@ -323,3 +323,56 @@ func TestTransientEnrichmentRetried(t *testing.T) {
 	}
 	waitReady(t, b, http.StatusOK)
 }
+
+// TestReplayRetriesTransient: a client resuming while the database cannot enrich for
+// a moment (a statement timeout behind a lock) waits for the replay, retried, instead
+// of being closed with 4011; it then gets its events whole.
+func TestReplayRetriesTransient(t *testing.T) {
+	t.Parallel()
+	b := setup(t, func(o *setupOpts) {
+		o.mutate = func(c *configT) {
+			c.Database.StatementTimeout = 200 * time.Millisecond
+			c.Hub.ReplayCache = 0 // the replay enriches again
+			c.Hub.ReplayBuffer = 1
+		}
+	})
+	live := b.dial(t, 1, nil)
+	b.insertAppointment(t, 1)
+	first := live.next(t)
+	ids := []int64{b.insertAppointment(t, 1), b.insertAppointment(t, 1), b.insertAppointment(t, 1)}
+	live.nextN(t, 3)
+	ctx := t.Context()
+	locker, err := b.db.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer locker.Rollback(context.WithoutCancel(ctx))
+	if _, err := locker.Exec(ctx, `LOCK TABLE contacts IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	c := b.dial(t, 1, url.Values{"since": {itoa(first.ID)}})
+	// Two waits on the lock, one after the other: the replay's enrichment timed out
+	// once and was tried again (without the retry the connection closes with 4011).
+	var starts []time.Time
+	deadline := time.Now().Add(waitTimeout)
+	for len(starts) < 2 {
+		var qs time.Time
+		err := b.db.QueryRow(ctx, `SELECT query_start FROM pg_stat_activity
+WHERE wait_event_type = 'Lock' AND query LIKE '%enrich_appointments%' ORDER BY query_start LIMIT 1`).Scan(&qs)
+		if err == nil && (len(starts) == 0 || qs.After(starts[0])) {
+			starts = append(starts, qs)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the replay's enrichment never waited on the lock twice (saw %d)", len(starts))
+		}
+		time.Sleep(10 * time.Millisecond) // pg_stat_activity has no signal to wait on
+	}
+	if err := locker.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i, f := range c.nextN(t, 3) {
+		if f.Partial || f.rowID(t) != ids[i] || f.object(t)["patient"] == nil {
+			t.Errorf("replayed frame %d = %s, want appointment %d whole", i, f.raw, ids[i])
+		}
+	}
+}

@@ -686,7 +686,7 @@ func (s *Service) replay(ctx context.Context, account, after, through int64, lim
 	if len(missing) == 0 {
 		return msgs, next, nil
 	}
-	enriched, err := s.messages(ctx, missing, false)
+	enriched, err := s.replayMessages(ctx, missing)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -698,6 +698,33 @@ func (s *Service) replay(ctx context.Context, account, after, through int64, lim
 		}
 	}
 	return msgs, next, nil
+}
+
+// replayAttempts bounds replayMessages: about 3 s of backoff, plus the statements'
+// own timeouts.
+const replayAttempts = 6
+
+// replayMessages enriches a replay's events, retrying a database that failed as a
+// whole (a statement timeout behind a lock, a connection lost) with backoff while the
+// client waits: a replay that gave up at once would close the client's connection
+// (4011) for a failure that passes in a moment.
+func (s *Service) replayMessages(ctx context.Context, changes []decode.Change) ([]*hub.Message, error) {
+	delay := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		msgs, err := s.messages(ctx, changes, false)
+		if err == nil || ctx.Err() != nil || attempt == replayAttempts {
+			return msgs, err
+		}
+		s.logger.WarnContext(ctx, "replay enrichment failed, retrying", "error", err, "first_event_id", changes[0].ID, "events", len(changes), "attempt", attempt, "retry_in_s", delay.Seconds())
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+		delay = min(delay*2, 2*time.Second)
+	}
 }
 
 // diverged handles a log that went back (listen.Config.OnDiverged): ids up to cursor
