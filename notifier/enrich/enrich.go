@@ -43,7 +43,7 @@ type Event struct {
 	Name      string // the event's wire name (Kind's in the Catalog)
 	AccountID int64
 	Data      []byte // compact JSON object, the seed contract's payload
-	Partial   bool   // the row could not be enriched; Data holds only id and accountId
+	Partial   bool   // the row could not be enriched; Data holds only id, accountId and "partial":true
 	Origin    string // a relayed event's sender (notifier.events.origin), never delivered it back; "" for the database's
 }
 
@@ -228,12 +228,14 @@ func readRows(res pgx.BatchResults, out map[int64][]byte, origins map[int64]stri
 	return rows.Err()
 }
 
-// partial is the payload of an event whose row is gone: what the log knows.
+// partial is the payload of an event whose row could not be enriched: what the log
+// knows, and "partial":true inside it, so a Socket.IO client (whose event carries only
+// the payload) can tell it from a whole one.
 func partial(c decode.Change) []byte {
-	b := make([]byte, 0, 48)
+	b := make([]byte, 0, 64)
 	b = append(b, `{"id":`...)
 	b = strconv.AppendInt(b, c.RowID, 10)
 	b = append(b, `,"accountId":`...)
 	b = strconv.AppendInt(b, c.AccountID, 10)
-	return append(b, '}')
+	return append(b, `,"partial":true}`...)
 }

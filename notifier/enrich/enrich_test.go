@@ -132,7 +132,7 @@ func TestMissingRowIsPartial(t *testing.T) {
 	if events[0].Partial || !strings.Contains(string(events[0].Data), `"Dr. Gone"`) {
 		t.Errorf("event 0 = %+v %s", events[0], events[0].Data)
 	}
-	if !events[1].Partial || string(events[1].Data) != `{"id":999999,"accountId":1}` {
+	if !events[1].Partial || string(events[1].Data) != `{"id":999999,"accountId":1,"partial":true}` {
 		t.Errorf("event 1 = %+v %s", events[1], events[1].Data)
 	}
 	if !events[2].Partial {
