@@ -42,7 +42,9 @@ func newRoot() *cobra.Command {
 	pf.String("jwt-secret", "", "HS256 secret for dashboard tokens (NOTIFIER_AUTH_JWT_SECRET)")
 	pf.String("log-level", "", "debug, info, warn or error (NOTIFIER_LOGGING_LEVEL)")
 	pf.String("log-format", "", "json or text (NOTIFIER_LOGGING_FORMAT)")
-	root.AddCommand(newServe(), newMigrate(), newRules(), newToken(), newDemo(), newWatch())
+	root.AddCommand(newServe(), newMigrate(), newRules(), newToken(), newDemo(), newWatch(), newVersion(), newConfig())
+	root.Version = versionText()
+	root.SetVersionTemplate("{{.Version}}\n")
 	return root
 }
 

@@ -1,0 +1,74 @@
+package main
+
+import (
+	"fmt"
+	"runtime/debug"
+
+	"github.com/spf13/cobra"
+)
+
+// versionText is what `notifier version` and `--version` print: the module version
+// (set by `go install …@vX`), the VCS revision and time `go build` stamped, and Go's.
+func versionText() string {
+	version, revision, when, modified := "(devel)", "unknown", "", false
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if bi.Main.Version != "" {
+			version = bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				revision = s.Value
+			case "vcs.time":
+				when = s.Value
+			case "vcs.modified":
+				modified = s.Value == "true"
+			}
+		}
+		if modified {
+			revision += " (modified)"
+		}
+		if when != "" {
+			revision += " " + when
+		}
+		return fmt.Sprintf("notifier %s\ncommit %s\n%s", version, revision, bi.GoVersion)
+	}
+	return "notifier " + version
+}
+
+func newVersion() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version, commit and Go version",
+		Args:  usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, err := fmt.Fprintln(cmd.OutOrStdout(), versionText())
+			return err
+		},
+	}
+}
+
+func newConfig() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "config check",
+		Short: "Check the configuration (file, environment, flags) without starting",
+		Long: "config check loads the configuration as serve would (--config, NOTIFIER_*, flags) and\n" +
+			"reports the first problem in one line (exit 2), or what serving still needs.",
+		Args: usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if args[0] != "check" {
+				return fmt.Errorf("%w: unknown config action %q (check)", errUsage, args[0])
+			}
+			cfg, err := load(cmd)
+			if err != nil {
+				return err
+			}
+			if err := cfg.RequireServe(); err != nil {
+				return err
+			}
+			_, err = fmt.Fprintln(cmd.OutOrStdout(), "configuration ok")
+			return err
+		},
+	}
+	return cmd
+}
