@@ -80,6 +80,8 @@ type Auth struct {
 	JWKSMinRefresh time.Duration `mapstructure:"jwks_min_refresh"`
 	AccountClaim   string        `mapstructure:"account_claim"`
 	ES256LowS      bool          `mapstructure:"es256_low_s"` // refuse high-S ES256 signatures (auth.Config.RequireLowS)
+	Issuer         string        `mapstructure:"issuer"`      // the one iss tokens may carry; "" checks none
+	Audience       string        `mapstructure:"audience"`    // must be among the tokens' aud; "" checks none
 }
 
 // Hub configures rooms and per-connection queues.
@@ -164,6 +166,8 @@ var defaults = map[string]any{
 	"auth.jwks_min_refresh":                    30 * time.Second,
 	"auth.account_claim":                       "accountId",
 	"auth.es256_low_s":                         false,
+	"auth.issuer":                              "",
+	"auth.audience":                            "",
 	"events":                                   []string{},
 	"hub.room_prefix":                          "orders.account.",
 	"hub.max_lag":                              30 * time.Second,

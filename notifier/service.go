@@ -2,6 +2,8 @@ package notifier
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -137,6 +139,8 @@ func newVerifier(cfg config.Config, logger *slog.Logger) (*auth.Verifier, error)
 		Algorithm:      cfg.Auth.Algorithm,
 		AccountClaim:   cfg.Auth.AccountClaim,
 		RequireLowS:    cfg.Auth.ES256LowS,
+		Issuer:         cfg.Auth.Issuer,
+		Audience:       cfg.Auth.Audience,
 		Leeway:         auth.DefaultLeeway,
 		JWKSURL:        cfg.Auth.JWKSURL,
 		JWKSRefresh:    cfg.Auth.JWKSRefresh,
@@ -476,14 +480,18 @@ func (s *Service) shutdown(srv *http.Server, wsHandler *ws.Handler, sioHandler *
 	}
 }
 
-// recoverySecret keys Socket.IO recovery ids: socketio.recovery_secret, else the HS256
-// secret (shared by every instance already), else a random key and a warning.
+// recoverySecret keys Socket.IO recovery ids: socketio.recovery_secret, else a key
+// derived from the HS256 secret (shared by every instance already; derived, so that a
+// recovery id's MAC is never one made with the token key), else a random key and a
+// warning.
 func (s *Service) recoverySecret() []byte {
 	switch {
 	case s.cfg.SocketIO.RecoverySecret != "":
 		return []byte(s.cfg.SocketIO.RecoverySecret)
 	case s.cfg.Auth.Algorithm == auth.AlgHS256:
-		return []byte(s.cfg.Auth.JWTSecret)
+		mac := hmac.New(sha256.New, []byte(s.cfg.Auth.JWTSecret))
+		mac.Write([]byte("notifier socket.io recovery key v1"))
+		return mac.Sum(nil)
 	}
 	s.logger.Warn("socketio.recovery_secret not set: Socket.IO recovery works only within this process")
 	return nil

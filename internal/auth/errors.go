@@ -77,4 +77,10 @@ var (
 	// ErrAccountClaim means the account claim is missing, is not an integer
 	// in canonical decimal form, is not positive, or overflows int64.
 	ErrAccountClaim = errors.New("missing or invalid account claim")
+
+	// ErrTokenIssuer means Config.Issuer is set and the token's iss is not it.
+	ErrTokenIssuer = errors.New("token from another issuer")
+
+	// ErrTokenAudience means Config.Audience is set and is not among the token's aud.
+	ErrTokenAudience = errors.New("token for another audience")
 )

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -101,6 +102,13 @@ type Config struct {
 	// notifier service always uses DefaultLeeway. Negative is an error.
 	Leeway time.Duration
 
+	// Issuer, when set, is the one iss a token may carry: needed when the keys are a
+	// shared identity provider's (JWKSURL), which signs tokens for other services too.
+	Issuer string
+
+	// Audience, when set, must be one of the token's aud values.
+	Audience string
+
 	// MaxTokenBytes bounds the token length checked before any decoding.
 	// Zero means DefaultMaxTokenBytes; negative is an error.
 	MaxTokenBytes int
@@ -127,6 +135,8 @@ type Verifier struct {
 	leeway  time.Duration
 	maxSize int
 	lowS    bool // Config.RequireLowS, for ES256
+
+	issuer, audience string // Config.Issuer, Config.Audience; "" checks nothing
 }
 
 // NewVerifier validates cfg and returns a Verifier for cfg.Algorithm with its
@@ -147,7 +157,8 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 	case maxSize == 0:
 		maxSize = DefaultMaxTokenBytes
 	}
-	v := &Verifier{claim: cfg.AccountClaim, leeway: cfg.Leeway, maxSize: maxSize, lowS: cfg.RequireLowS}
+	v := &Verifier{claim: cfg.AccountClaim, leeway: cfg.Leeway, maxSize: maxSize, lowS: cfg.RequireLowS,
+		issuer: cfg.Issuer, audience: cfg.Audience}
 
 	switch cfg.Algorithm {
 	case "", AlgHS256:
@@ -271,6 +282,18 @@ func (v *Verifier) VerifyContext(ctx context.Context, token string, now time.Tim
 	}
 	if !now.Before(exp.Time) {
 		return Claims{}, ErrTokenExpired
+	}
+
+	if v.issuer != "" {
+		if iss, err := claims.GetIssuer(); err != nil || iss != v.issuer {
+			return Claims{}, ErrTokenIssuer
+		}
+	}
+	if v.audience != "" {
+		aud, err := claims.GetAudience()
+		if err != nil || !slices.Contains([]string(aud), v.audience) {
+			return Claims{}, ErrTokenAudience
+		}
 	}
 
 	id, ok := parseAccountID(claims[v.claim])

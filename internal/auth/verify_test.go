@@ -28,7 +28,7 @@ var sentinels = []error{
 	ErrTokenSignature, ErrUnknownKey, ErrKeysUnavailable, ErrTokenExpired,
 	ErrTokenNotYetValid, ErrAccountClaim, ErrTokenDuplicateHeader,
 	ErrTokenDuplicateClaim, ErrTokenCritical, ErrTokenUnencodedPayload,
-	ErrTokenSignatureHighS,
+	ErrTokenSignatureHighS, ErrTokenIssuer, ErrTokenAudience,
 }
 
 // sign builds a real token with golang-jwt; ES256 ones get a low S (see
@@ -401,5 +401,39 @@ func TestNewVerifierCopiesSecret(t *testing.T) {
 	secret[0] ^= 0xff
 	if _, err := v.Verify(hs256(t, valid(nil)), testNow); err != nil {
 		t.Errorf("Verify after caller mutated its secret: %v", err)
+	}
+}
+
+// TestIssuerAudience: with Issuer and Audience set, a token of another issuer or
+// audience (or with none) is refused; without them, neither is looked at.
+func TestIssuerAudience(t *testing.T) {
+	t.Parallel()
+	strict, err := NewVerifier(Config{Secret: testSecret, AccountClaim: DefaultAccountClaim, Issuer: "https://id.example", Audience: "notifier"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lax, err := NewVerifier(Config{Secret: testSecret, AccountClaim: DefaultAccountClaim})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		claims map[string]any
+		want   error
+	}{
+		{"both right", map[string]any{"iss": "https://id.example", "aud": "notifier"}, nil},
+		{"aud among several", map[string]any{"iss": "https://id.example", "aud": []any{"billing", "notifier"}}, nil},
+		{"other issuer", map[string]any{"iss": "https://evil.example", "aud": "notifier"}, ErrTokenIssuer},
+		{"no issuer", map[string]any{"aud": "notifier"}, ErrTokenIssuer},
+		{"other audience", map[string]any{"iss": "https://id.example", "aud": "billing"}, ErrTokenAudience},
+		{"no audience", map[string]any{"iss": "https://id.example"}, ErrTokenAudience},
+	} {
+		tok := hs256(t, valid(tc.claims))
+		if _, err := strict.Verify(tok, testNow); !errors.Is(err, tc.want) && !(tc.want == nil && err == nil) {
+			t.Errorf("%s: Verify = %v, want %v", tc.name, err, tc.want)
+		}
+		if _, err := lax.Verify(tok, testNow); err != nil {
+			t.Errorf("%s: without Issuer and Audience, Verify = %v", tc.name, err)
+		}
 	}
 }
