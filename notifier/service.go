@@ -285,6 +285,7 @@ func (s *Service) Run(ctx context.Context) error {
 		MaxPayload:                   s.cfg.SocketIO.MaxPayload,
 		ConnectTimeout:               s.cfg.SocketIO.ConnectTimeout,
 		WriteWait:                    s.cfg.WS.WriteWait,
+		HandshakeTimeout:             s.cfg.HTTP.HandshakeTimeout,
 		AllowedOrigins:               s.cfg.HTTP.AllowedOrigins,
 		MaxUnauthenticated:           s.cfg.SocketIO.MaxUnauthenticated,
 		MaxUnauthenticatedPerAddress: s.cfg.SocketIO.MaxUnauthenticatedPerAddress,

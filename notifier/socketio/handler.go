@@ -54,12 +54,13 @@ const Path = "/socket.io/"
 
 // Defaults of Config.
 const (
-	DefaultPingInterval   = 25 * time.Second
-	DefaultPingTimeout    = 20 * time.Second
-	DefaultMaxPayload     = 1_000_000
-	DefaultConnectTimeout = 10 * time.Second
-	DefaultUpgradeTimeout = 10 * time.Second
-	DefaultWriteWait      = 10 * time.Second
+	DefaultPingInterval     = 25 * time.Second
+	DefaultPingTimeout      = 20 * time.Second
+	DefaultMaxPayload       = 1_000_000
+	DefaultConnectTimeout   = 10 * time.Second
+	DefaultUpgradeTimeout   = 10 * time.Second
+	DefaultWriteWait        = 10 * time.Second
+	DefaultHandshakeTimeout = 10 * time.Second
 	// DefaultMaxClientPackets is the default of Config.MaxClientPackets.
 	DefaultMaxClientPackets = 10
 )
@@ -118,7 +119,10 @@ type Config struct {
 	ConnectTimeout time.Duration // a session without a connected socket lives this long; default 10s
 	UpgradeTimeout time.Duration // from WebSocket probe to upgrade; default 10s
 	WriteWait      time.Duration // deadline of each WebSocket write; default 10s
-	AllowedOrigins []string      // browser origins allowed, for CORS and WebSocket; empty allows any
+	// HandshakeTimeout bounds the WebSocket upgrade handshake (http.handshake_timeout);
+	// default DefaultHandshakeTimeout.
+	HandshakeTimeout time.Duration
+	AllowedOrigins   []string // browser origins allowed, for CORS and WebSocket; empty allows any
 
 	// MaxUnauthenticated and MaxUnauthenticatedPerAddress cap the sessions without a
 	// connected socket (opened and not yet, or no longer, CONNECTed), in all and per
@@ -228,6 +232,9 @@ func New(cfg Config, h *hub.Hub, v *auth.Verifier) *Handler {
 	if cfg.WriteWait <= 0 {
 		cfg.WriteWait = DefaultWriteWait
 	}
+	if cfg.HandshakeTimeout <= 0 {
+		cfg.HandshakeTimeout = DefaultHandshakeTimeout
+	}
 	if cfg.MaxClientPackets <= 0 {
 		cfg.MaxClientPackets = DefaultMaxClientPackets
 	}
@@ -280,7 +287,7 @@ func New(cfg Config, h *hub.Hub, v *auth.Verifier) *Handler {
 	hd.open.polling = hd.openPacket([]string{"websocket"})
 	hd.open.websocket = hd.openPacket([]string{})
 	hd.upgrader = websocket.Upgrader{
-		HandshakeTimeout: 10 * time.Second,
+		HandshakeTimeout: cfg.HandshakeTimeout,
 		ReadBufferSize:   1024,
 		WriteBufferSize:  4096,
 		// Buffers are lent only while writing: an idle connection holds none.
