@@ -167,20 +167,19 @@ func Prune(ctx context.Context, q Querier, before time.Time, batch int) (int64, 
 
 // InstalledEvent is an event an installed rule emits (notifier.rule_events).
 type InstalledEvent struct {
-	Name, Rule, Op string
-	AliasOf        string // the event it is another name of, or ""
+	Name, Rule string
 }
 
 // ReadInstalled lists the events the installed rules emit, by rule and in the order
 // each rule emits them.
 func ReadInstalled(ctx context.Context, q Querier) ([]InstalledEvent, error) {
-	rows, err := q.Query(ctx, "SELECT name, rule, op, coalesce(alias_of, '') FROM notifier.rule_events ORDER BY rule, ord")
+	rows, err := q.Query(ctx, "SELECT name, rule FROM notifier.rule_events ORDER BY rule, ord")
 	if err != nil {
 		return nil, fmt.Errorf("read installed events: %w", err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (InstalledEvent, error) {
 		var e InstalledEvent
-		err := r.Scan(&e.Name, &e.Rule, &e.Op, &e.AliasOf)
+		err := r.Scan(&e.Name, &e.Rule)
 		return e, err
 	})
 	if err != nil {
