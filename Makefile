@@ -11,7 +11,7 @@ FUZZTIME ?= 100000x
 # package:FuzzTarget pairs run by `make fuzz`.
 FUZZ_TARGETS := ./notifier/decode:FuzzPayload ./notifier/listen:FuzzPayloadID ./notifier/ws:FuzzParseQuery \
 	./notifier/socketio:FuzzParseEIOPayload ./notifier/socketio:FuzzParseSIOPacket ./notifier/socketio:FuzzVerifyPID \
-	./internal/auth:FuzzVerify ./internal/auth:FuzzJWKS
+	./internal/auth:FuzzVerify ./internal/auth:FuzzJWKS ./notifier/fleet:FuzzDecode
 
 .PHONY: help test check unit fuzz lint vuln bench npm build
 

@@ -30,6 +30,17 @@ type Config struct {
 	Logging  Logging  `mapstructure:"logging"`
 	Rules    Rules    `mapstructure:"rules"`
 	Snapshot Snapshot `mapstructure:"snapshot"`
+	Fleet    Fleet    `mapstructure:"fleet"`
+}
+
+// Fleet makes instances that share a database enrich each event once: one leads,
+// the others stream from it (docs/scaling.md).
+type Fleet struct {
+	// AdvertiseURL is where the other instances reach this one (http://10.0.0.5:8080);
+	// "" runs without a fleet: the instance reads and enriches the log itself.
+	AdvertiseURL string        `mapstructure:"advertise_url"`
+	Lease        time.Duration `mapstructure:"lease"`  // how long a leader's renewal holds
+	Secret       string        `mapstructure:"secret"` // the fleet key; default: derived from the HS256 secret
 }
 
 // Snapshot bounds GET /v1/snapshot/{list}.
@@ -199,6 +210,9 @@ var defaults = map[string]any{
 	"snapshot.max_items":                       10000,
 	"snapshot.cursor_ttl":                      time.Minute,
 	"rules.dir":                                "",
+	"fleet.advertise_url":                      "",
+	"fleet.lease":                              5 * time.Second,
+	"fleet.secret":                             "",
 }
 
 // Flags maps command-line flag names to configuration keys; Load reads each flag that
@@ -337,7 +351,7 @@ func (c *Config) validateCommon() error {
 		{"socketio.ping_interval", c.SocketIO.PingInterval}, {"socketio.ping_timeout", c.SocketIO.PingTimeout},
 		{"socketio.connect_timeout", c.SocketIO.ConnectTimeout},
 		{"log.retention", c.Log.Retention}, {"log.prune_interval", c.Log.PruneInterval},
-		{"snapshot.cursor_ttl", c.Snapshot.CursorTTL},
+		{"snapshot.cursor_ttl", c.Snapshot.CursorTTL}, {"fleet.lease", c.Fleet.Lease},
 	} {
 		if d.v > 0 && d.v < time.Millisecond {
 			return invalid(d.key, "%s is below a millisecond: a duration needs a unit (e.g. %ds)", d.v, int64(d.v))
@@ -430,6 +444,9 @@ func (c *Config) validateCommon() error {
 	case c.Log.PruneInterval <= 0:
 		return invalid("log.prune_interval", "must be positive")
 	}
+	if err := c.Fleet.validate(c.Auth.Algorithm); err != nil {
+		return err
+	}
 	switch c.Logging.Level {
 	case "debug", "info", "warn", "error":
 	default:
@@ -444,6 +461,24 @@ func (c *Config) validateCommon() error {
 		if err := checkDatabaseURL(c.Database.URL); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+func (f Fleet) validate(algorithm string) error {
+	if f.AdvertiseURL == "" {
+		return nil
+	}
+	u, err := url.Parse(f.AdvertiseURL)
+	switch {
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil:
+		return invalid("fleet.advertise_url", "must be this instance's http:// or https:// base URL as the others reach it (e.g. http://10.0.0.5:8080), got %q", f.AdvertiseURL)
+	case f.Lease < time.Second:
+		return invalid("fleet.lease", "must be at least 1s, got %s", f.Lease)
+	case f.Secret == "" && algorithm != auth.AlgHS256:
+		return invalid("fleet.secret", "required with fleet.advertise_url when auth.algorithm is %s (HS256 derives it from auth.jwt_secret)", algorithm)
+	case f.Secret != "" && len(f.Secret) < 32:
+		return invalid("fleet.secret", "must be at least 32 bytes, got %d", len(f.Secret))
 	}
 	return nil
 }

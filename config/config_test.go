@@ -2,6 +2,7 @@ package config_test
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -94,6 +95,7 @@ func defaults() config.Config {
 		Log:      config.Log{Retention: 24 * time.Hour, PruneInterval: time.Minute},
 		Logging:  config.Logging{Level: "info", Format: "json"},
 		Snapshot: config.Snapshot{MaxConcurrent: 4, MaxQueued: 64, MaxItems: 10000, CursorTTL: time.Minute},
+		Fleet:    config.Fleet{Lease: 5 * time.Second},
 	}
 }
 
@@ -178,7 +180,12 @@ var everyKey = []struct {
 	{"snapshot.max_queued", "0", "0"},
 	{"snapshot.max_items", "500", "500"},
 	{"snapshot.cursor_ttl", "5s", "5s"},
+	{"fleet.advertise_url", "http://10.0.0.5:8080", "http://10.0.0.5:8080"},
+	{"fleet.lease", "3s", "3s"},
+	{"fleet.secret", fleetSecret, fleetSecret},
 }
+
+const fleetSecret = "fleet-secret-fleet-secret-fleet-secret"
 
 var everyKeyConfig = config.Config{
 	Database: config.Database{URL: "postgres://app@db.example:5432/clinic", MaxConns: 3, StatementTimeout: 0},
@@ -203,6 +210,7 @@ var everyKeyConfig = config.Config{
 	Logging:  config.Logging{Level: "debug", Format: "text"},
 	Rules:    config.Rules{File: "/etc/notifier/rules.yaml", Dir: "/etc/notifier/migrations"},
 	Snapshot: config.Snapshot{MaxConcurrent: 2, MaxQueued: 0, MaxItems: 500, CursorTTL: 5 * time.Second},
+	Fleet:    config.Fleet{AdvertiseURL: "http://10.0.0.5:8080", Lease: 3 * time.Second, Secret: fleetSecret},
 }
 
 // TestEveryKeyCovered keeps everyKey in step with Config: a key without a default is
@@ -527,5 +535,36 @@ func TestRequireServe(t *testing.T) {
 	c.Database.URL, c.Auth.JWTSecret = "postgres://x", secret
 	if err := c.RequireServe(); err != nil {
 		t.Fatalf("RequireServe() with both set = %v", err)
+	}
+}
+
+// TestFleetValidation: a fleet needs a base URL the others can reach, a lease of a
+// second or more, and a key: fleet.secret, or an HS256 secret to derive it from.
+func TestFleetValidation(t *testing.T) {
+	for _, tc := range []struct {
+		key string
+		env map[string]string
+	}{
+		{"fleet.advertise_url", map[string]string{"fleet.advertise_url": "10.0.0.5:8080"}},
+		{"fleet.advertise_url", map[string]string{"fleet.advertise_url": "ws://10.0.0.5:8080"}},
+		{"fleet.advertise_url", map[string]string{"fleet.advertise_url": "http://10.0.0.5:8080/notifier"}},
+		{"fleet.advertise_url", map[string]string{"fleet.advertise_url": "http://user:pw@10.0.0.5:8080"}},
+		{"fleet.advertise_url", map[string]string{"fleet.advertise_url": "http://"}},
+		{"fleet.lease", map[string]string{"fleet.advertise_url": "http://a:1", "fleet.lease": "999ms"}},
+		{"fleet.lease", map[string]string{"fleet.lease": "5"}}, // 5ns, even without a fleet
+		{"fleet.secret", map[string]string{"fleet.advertise_url": "http://a:1", "fleet.secret": "short"}},
+		{"fleet.secret", map[string]string{"fleet.advertise_url": "http://a:1", "auth.algorithm": "RS256"}},
+	} {
+		t.Run(fmt.Sprint(tc.env), func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(envName(k), v)
+			}
+			_, err := config.Load("", nil)
+			checkInvalid(t, err, tc.key)
+		})
+	}
+	t.Setenv(envName("fleet.advertise_url"), "https://notifier-2.internal:8443/")
+	if c, err := config.Load("", nil); err != nil || c.Fleet.AdvertiseURL != "https://notifier-2.internal:8443/" {
+		t.Errorf("a good fleet: %+v, %v", c.Fleet, err)
 	}
 }

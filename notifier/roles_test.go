@@ -85,8 +85,13 @@ func TestRuntimeRoleGrants(t *testing.T) {
 			c.Database.URL = as(runtime)
 			c.Log.Retention = time.Hour
 			c.Log.PruneInterval = 50 * time.Millisecond
+			c.Fleet.AdvertiseURL = "http://127.0.0.1:1" // leads alone: the lease's grants
 		}
 	})
+	var leaseURL string
+	if err := admin.QueryRow(t.Context(), `SELECT url FROM notifier.fleet_lease WHERE expires_at > now()`).Scan(&leaseURL); err != nil || leaseURL != "http://127.0.0.1:1" {
+		t.Fatalf("fleet lease as the runtime role: %q, %v", leaseURL, err)
+	}
 	since := b.svc.Hub().Head()
 	c := b.dial(t, 1, nil)
 	id := b.insertAppointment(t, 1)
@@ -112,6 +117,12 @@ func TestRuntimeRoleGrants(t *testing.T) {
 		t.Errorf("a CONNECT-only role locking notifier.commit_lock: %v, want permission denied", err)
 	}
 	_, _ = out.Exec(t.Context(), `ROLLBACK`)
+	for _, q := range []string{`LOCK TABLE notifier.fleet_lease IN ACCESS SHARE MODE`, `SELECT 1 FROM notifier.fleet_lease FOR UPDATE`} {
+		if _, err := out.Exec(t.Context(), `BEGIN; `+q); err == nil || !strings.Contains(err.Error(), "permission denied") {
+			t.Errorf("a CONNECT-only role: %s: %v, want permission denied", q, err)
+		}
+		_, _ = out.Exec(t.Context(), `ROLLBACK`)
+	}
 	next := b.insertAppointment(t, 1)
 	if f := c.next(t); f.rowID(t) != next {
 		t.Fatalf("with the advisory key held: %s", f.raw)

@@ -29,8 +29,8 @@ import (
 	"github.com/pgnotifier/notifier/notifier/decode"
 	"github.com/pgnotifier/notifier/notifier/enrich"
 	"github.com/pgnotifier/notifier/notifier/eventlog"
+	"github.com/pgnotifier/notifier/notifier/fleet"
 	"github.com/pgnotifier/notifier/notifier/hub"
-	"github.com/pgnotifier/notifier/notifier/listen"
 	"github.com/pgnotifier/notifier/notifier/snapshot"
 	"github.com/pgnotifier/notifier/notifier/socketio"
 	"github.com/pgnotifier/notifier/notifier/web"
@@ -81,6 +81,12 @@ type Service struct {
 	enricher  *enrich.Enricher
 	snapshots *snapshot.Handler
 	recent    *recent
+
+	// In a fleet (fleet.advertise_url): the lease and what this instance streams to
+	// followers while it leads; both nil otherwise. role is one of the role* constants.
+	lease  *fleet.Lease
+	leader *fleet.Leader
+	role   atomic.Int32
 }
 
 // New checks cfg and prepares a Service. ln, when not nil, is used instead of
@@ -117,6 +123,7 @@ func New(cfg config.Config, logger *slog.Logger, ln net.Listener) (*Service, err
 	s.foreign = m.Counter("notifier_listener_foreign_notifications_total", "Notifications on the channel that were not the triggers' (sent by hand).")
 	s.rebases = m.Counter("notifier_log_rebases_total", "Times the event log was found to have gone back and was rebased (every client resyncs).")
 	s.enrichRetries = m.Counter("notifier_enrich_retries_total", "Burst enrichments retried because the database failed as a whole (unreachable, timeout, overloaded).")
+	m.GaugeFunc("notifier_fleet_role", "What this instance does: 0 standalone, 1 fleet leader, 2 follower, 3 fleet fallback (no leader reachable: reading the log alone).", func() float64 { return float64(s.role.Load()) })
 	s.relay = relay{Events: cfg.SocketIO.Relay, MaxBytes: cfg.SocketIO.RelayMaxBytes, Rate: cfg.SocketIO.RelayRate}
 	s.relayed = make(map[string]bool, len(s.relay.Events))
 	for _, name := range s.relay.Events {
@@ -258,6 +265,11 @@ func (s *Service) Run(ctx context.Context) error {
 		Logger:                   s.logger,
 	}, bounds.Head)
 
+	if s.cfg.Fleet.AdvertiseURL != "" {
+		s.lease = fleet.NewLease(pool, s.cfg.Fleet.AdvertiseURL, s.cfg.Fleet.Lease)
+		s.leader = fleet.NewLeader(fleet.LeaderConfig{Key: s.fleetKey(), Backlog: s.backlog, Logger: s.logger, Metrics: s.metrics})
+	}
+
 	if s.ln == nil {
 		if s.ln, err = net.Listen("tcp", s.cfg.HTTP.Addr); err != nil {
 			return fmt.Errorf("listen on %s: %w", s.cfg.HTTP.Addr, err)
@@ -315,17 +327,6 @@ func (s *Service) Run(ctx context.Context) error {
 		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
 	}
 
-	entries := make(chan eventlog.Entry, maxBurst*2)
-	connCfg := pool.Config().ConnConfig.Copy()
-	connCfg.RuntimeParams["application_name"] = ListenerApplicationName
-	l := listen.New(listen.Config{
-		ConnConfig: connCfg,
-		Logger:     s.logger,
-		ReadyFunc:  s.setReady,
-		OnDiverged: s.diverged,
-		OnForeign:  s.foreign.Inc,
-	}, bounds.Head, entries)
-
 	if err := s.verifier.Refresh(ctx); err != nil {
 		s.logger.WarnContext(ctx, "jwks prefetch failed; tokens will fetch keys when needed", "error", err)
 	}
@@ -354,8 +355,7 @@ func (s *Service) Run(ctx context.Context) error {
 		stop()
 	}()
 	g, gctx := errgroup.WithContext(runCtx)
-	g.Go(func() error { return l.Run(gctx) })
-	g.Go(func() error { return s.pipeline(gctx, entries) })
+	g.Go(func() error { return s.source(gctx) })
 	g.Go(func() error { return s.prune(gctx) })
 	g.Go(func() error {
 		serve := func() error { return srv.Serve(s.ln) }
@@ -426,6 +426,9 @@ func (s *Service) setReady(ready bool) {
 		s.reconnects.Inc()
 	}
 	s.ready.Store(ready)
+	if s.leader != nil {
+		s.leader.SetReady(ready)
+	}
 	if ready {
 		s.once.Do(func() { close(s.started) })
 	}
@@ -441,6 +444,9 @@ func (s *Service) routes(wsHandler, sioHandler http.Handler) http.Handler {
 	mux.Handle("GET "+snapshot.Prefix, s.snapshots)
 	mux.Handle("GET "+snapshot.Prefix+"/", s.snapshots)
 	mux.Handle("GET /metrics", s.metrics.Handler())
+	if s.leader != nil {
+		mux.Handle("GET "+fleet.StreamPath, s.leader)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
@@ -452,7 +458,7 @@ func (s *Service) routes(wsHandler, sioHandler http.Handler) http.Handler {
 			_, _ = fmt.Fprintf(w, `{"status":"not ready","reason":%q}`+"\n", why)
 			return
 		}
-		_, _ = fmt.Fprintf(w, `{"status":"ready","head":%d,"subscribers":%d}`+"\n", s.hub.Head(), s.hub.Subscribers())
+		_, _ = fmt.Fprintf(w, `{"status":"ready","head":%d,"subscribers":%d,"role":%q}`+"\n", s.hub.Head(), s.hub.Subscribers(), roleNames[s.role.Load()])
 	})
 	return mux
 }
@@ -525,6 +531,9 @@ func (s *Service) pipeline(ctx context.Context, in <-chan eventlog.Entry) error 
 			}
 			s.recent.add(msgs)
 			s.hub.Publish(msgs)
+			if s.leader != nil {
+				s.leader.Publish(msgs)
+			}
 			changes = changes[:0]
 		}
 		s.behind.Store(0)
@@ -746,6 +755,9 @@ func (s *Service) diverged(ctx context.Context, cursor int64) error {
 	s.rebases.Inc()
 	s.recent.clear()
 	s.hub.Reset(cursor)
+	if s.leader != nil {
+		s.leader.Reset(cursor)
+	}
 	s.logger.ErrorContext(ctx, "event log rebased after it went back: every client resyncs", "cursor", cursor)
 	return nil
 }

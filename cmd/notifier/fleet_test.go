@@ -85,7 +85,8 @@ type instance struct {
 }
 
 // startInstance starts `notifier serve` on a free port with the fleet's shared
-// secrets and env on top; it does not wait for readiness.
+// secrets, as a member of the fleet (fleet.advertise_url, a 2 s lease), and env on
+// top; it does not wait for readiness.
 func startInstance(t *testing.T, dbURL, name string, env ...string) *instance {
 	t.Helper()
 	in := &instance{name: name, addr: freeAddr(t), exited: make(chan struct{}), logs: &syncBuffer{}}
@@ -97,8 +98,10 @@ func startInstance(t *testing.T, dbURL, name string, env ...string) *instance {
 		"NOTIFIER_HTTP_ADDR="+in.addr,
 		"NOTIFIER_HTTP_SHUTDOWN_TIMEOUT=5s",
 		"NOTIFIER_LOGGING_FORMAT=text",
+		"NOTIFIER_FLEET_ADVERTISE_URL=http://"+in.addr,
+		"NOTIFIER_FLEET_LEASE=2s",
 	)
-	in.cmd.Env = append(in.cmd.Env, env...)
+	in.cmd.Env = append(in.cmd.Env, env...) // later values win
 	in.cmd.Stdout, in.cmd.Stderr = in.logs, in.logs
 	if err := in.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -129,17 +132,53 @@ func startFleet(t *testing.T, dbURL string, n int) []*instance {
 
 // readyz returns /readyz's status code and reason.
 func (in *instance) readyz() (int, string, error) {
+	code, reason, _, err := in.readyzRole()
+	return code, reason, err
+}
+
+// readyzRole returns /readyz's status code, reason and, when ready, role.
+func (in *instance) readyzRole() (int, string, string, error) {
 	resp, err := noKeepAlive.Get("http://" + in.addr + "/readyz")
 	if err != nil {
-		return 0, "", err
+		return 0, "", "", err
 	}
 	defer resp.Body.Close()
 	var body struct {
 		Reason string `json:"reason"`
+		Role   string `json:"role"`
 	}
 	b, _ := io.ReadAll(resp.Body)
 	_ = json.Unmarshal(b, &body)
-	return resp.StatusCode, body.Reason, nil
+	return resp.StatusCode, body.Reason, body.Role, nil
+}
+
+// waitRoles waits until one instance of fleet leads and every other follows it, and
+// returns the leader.
+func waitRoles(t *testing.T, fleet []*instance) *instance {
+	t.Helper()
+	deadline := time.Now().Add(fleetWait)
+	for {
+		var leader *instance
+		followers := 0
+		var roles []string
+		for _, in := range fleet {
+			_, _, role, _ := in.readyzRole()
+			roles = append(roles, in.name+"="+role)
+			switch role {
+			case "leader":
+				leader = in
+			case "follower":
+				followers++
+			}
+		}
+		if leader != nil && followers == len(fleet)-1 {
+			return leader
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("fleet roles %v, want one leader and followers", roles)
+		}
+		time.Sleep(20 * time.Millisecond) // /readyz is a polled endpoint by design
+	}
 }
 
 // waitReadyz polls /readyz until it answers code (and reason, unless ""). code 0
@@ -916,6 +955,17 @@ func TestFleetExactlyOnce(t *testing.T) {
 	seed := fleetSeed(t)
 	db := fleetDatabase(t, pgtest.Database(t))
 	fleet := startFleet(t, db, 3)
+	waitRoles(t, fleet)
+	// Enrichment once per event: only the leader listens (and so reads and enriches).
+	listeners := 0
+	for _, b := range activity(t, db) {
+		if b.app == "notifier-listen" {
+			listeners++
+		}
+	}
+	if listeners != 1 {
+		t.Errorf("%d notifier-listen backends under a fleet of 3, want 1 (the leader's)", listeners)
+	}
 	since := logHead(t, db)
 	wss, sios := spread(t, fleet, since, 6, 6)
 
@@ -947,16 +997,18 @@ func TestFleetExactlyOnce(t *testing.T) {
 	t.Logf("%d /ws + %d Socket.IO clients on %d instances: accounts' events %v", len(wss), len(sios), len(fleet), n)
 }
 
-// TestFleetSIGKILL: an instance killed outright mid-stream: its clients reconnect to
-// another instance and resume without gap or duplicate; the others notice nothing.
+// TestFleetSIGKILL: the fleet's leader killed outright mid-stream: its clients
+// reconnect to another instance and resume without gap or duplicate; the others
+// notice nothing (their instances read the log alone until one takes the lease over),
+// and the two left form a fleet again.
 func TestFleetSIGKILL(t *testing.T) {
 	t.Parallel()
 	seed := fleetSeed(t)
 	db := fleetDatabase(t, pgtest.Database(t))
 	fleet := startFleet(t, db, 3)
+	victim := waitRoles(t, fleet)
 	since := logHead(t, db)
 	wss, sios := spread(t, fleet, since, 6, 6)
-	victim := fleet[0]
 	var theirs, others []fleetClient
 	for _, c := range all(wss, sios) {
 		if strings.HasSuffix(c.rec().name, "@"+victim.name) {
@@ -989,7 +1041,14 @@ func TestFleetSIGKILL(t *testing.T) {
 		}
 	}
 	checkUndisturbed(t, others)
-	t.Logf("killed %s mid-stream; %d clients moved, %d undisturbed; accounts' events %v", victim.name, len(theirs), len(others), n)
+	var rest []*instance
+	for _, in := range fleet {
+		if in != victim {
+			rest = append(rest, in)
+		}
+	}
+	next := waitRoles(t, rest)
+	t.Logf("killed leader %s mid-stream; %d clients moved, %d undisturbed; %s leads now; accounts' events %v", victim.name, len(theirs), len(others), next.name, n)
 }
 
 // TestFleetLateStart: an instance started after events committed serves, from the
@@ -1154,7 +1213,8 @@ func TestFleetDrain(t *testing.T) {
 }
 
 // TestFleetCost measures, for docs/scaling.md, what a fleet of 0, 1, 3 and 6
-// instances costs one PostgreSQL at a fixed commit rate (100 commits/s for 10 s, 20
+// instances (one leading, the others following it), and 3 and 6 instances without a
+// fleet (each reading and enriching the log alone), cost one PostgreSQL at a fixed commit rate (100 commits/s for 10 s, 20
 // /ws clients per instance): the postgres processes' CPU (utime+stime from /proc,
 // before and after, the notifier's backends apart) per event, and the connections each
 // instance holds (pg_stat_activity, matched to the instance by client port). It writes
@@ -1169,9 +1229,12 @@ func TestFleetCost(t *testing.T) {
 	db := fleetDatabase(t, cs)
 	pm := postmasterPID(t, cluster.Dir())
 	var lines []string
-	for _, n := range []int{0, 1, 3, 6} {
-		t.Run(fmt.Sprintf("instances=%d", n), func(t *testing.T) {
-			lines = append(lines, measureFleet(t, db, pm, n, seed+uint64(n)))
+	for i, c := range []struct {
+		n     int
+		alone bool
+	}{{0, false}, {1, false}, {3, false}, {6, false}, {3, true}, {6, true}} {
+		t.Run(fmt.Sprintf("instances=%d,alone=%v", c.n, c.alone), func(t *testing.T) {
+			lines = append(lines, measureFleet(t, db, pm, c.n, c.alone, seed+uint64(i)))
 		})
 	}
 	report := strings.Join(lines, "\n") + "\n"
@@ -1188,15 +1251,22 @@ const (
 	costTickMillis = 10                    // 1/CLK_TCK, 100 on Linux
 )
 
-// measureFleet runs n instances with costClients clients each through one stream and
-// returns a line of figures.
-func measureFleet(t *testing.T, dbURL string, pm, n int, seed uint64) string {
+// measureFleet runs n instances (in a fleet, or alone: without fleet.advertise_url)
+// with costClients clients each through one stream and returns a line of figures.
+func measureFleet(t *testing.T, dbURL string, pm, n int, alone bool, seed uint64) string {
 	var fleet []*instance
+	var env []string
+	if alone {
+		env = append(env, "NOTIFIER_FLEET_ADVERTISE_URL=")
+	}
 	for i := range n {
-		fleet = append(fleet, startInstance(t, dbURL+"&application_name=fleet-i"+strconv.Itoa(i), fmt.Sprintf("i%d", i)))
+		fleet = append(fleet, startInstance(t, dbURL+"&application_name=fleet-i"+strconv.Itoa(i), fmt.Sprintf("i%d", i), env...))
 	}
 	for _, in := range fleet {
 		in.waitReadyz(t, http.StatusOK, "")
+	}
+	if !alone && n > 0 {
+		waitRoles(t, fleet)
 	}
 	since := logHead(t, dbURL)
 	var clients []fleetClient
@@ -1249,8 +1319,8 @@ func measureFleet(t *testing.T, dbURL string, pm, n int, seed uint64) string {
 	for i, m := range byInstance {
 		perInst = append(perInst, fmt.Sprintf("i%d: pool %d + listen %d", i, m["fleet-i"+strconv.Itoa(i)], m["notifier-listen"]))
 	}
-	line := fmt.Sprintf("instances=%d clients=%d commits=%d in %.1fs (%.0f/s) events=%d | postgres cpu %d ms = %.0f µs/event: notifier listen backends %d ms (%.0f µs/event), notifier pool backends %d ms (%.0f µs/event), writes and server %d ms | connections [%s]",
-		n, len(clients), costCommits+2, elapsed.Seconds(), float64(costCommits)/elapsed.Seconds(), total,
+	line := fmt.Sprintf("instances=%d alone=%v clients=%d commits=%d in %.1fs (%.0f/s) events=%d | postgres cpu %d ms = %.0f µs/event: notifier listen backends %d ms (%.0f µs/event), notifier pool backends %d ms (%.0f µs/event), writes and server %d ms | connections [%s]",
+		n, alone, len(clients), costCommits+2, elapsed.Seconds(), float64(costCommits)/elapsed.Seconds(), total,
 		ms(totalTicks), perEvent(totalTicks), ms(listenTicks), perEvent(listenTicks), ms(poolTicks), perEvent(poolTicks),
 		ms(totalTicks-listenTicks-poolTicks), strings.Join(perInst, "; "))
 	t.Log(line)

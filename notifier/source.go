@@ -1,0 +1,279 @@
+package notifier
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/pgnotifier/notifier/internal/auth"
+	"github.com/pgnotifier/notifier/notifier/decode"
+	"github.com/pgnotifier/notifier/notifier/enrich"
+	"github.com/pgnotifier/notifier/notifier/eventlog"
+	"github.com/pgnotifier/notifier/notifier/fleet"
+	"github.com/pgnotifier/notifier/notifier/hub"
+	"github.com/pgnotifier/notifier/notifier/listen"
+)
+
+// Roles an instance plays, as /readyz and notifier_fleet_role report them.
+const (
+	roleAlone    int32 = iota // no fleet (fleet.advertise_url unset): reads the log itself
+	roleLeader                // holds the fleet lease: reads the log, streams to followers
+	roleFollower              // streams from the leader
+	roleFallback              // in a fleet, no leader reachable: reads the log itself meanwhile
+)
+
+var roleNames = [...]string{"standalone", "leader", "follower", "fallback"}
+
+// errLeaseLost ends a leader's term when another instance holds the lease.
+var errLeaseLost = errors.New("fleet lease lost")
+
+// source feeds the hub until ctx ends: from the log (listener, then pipeline), or, in
+// a fleet, from the instance that leads it (package fleet).
+func (s *Service) source(ctx context.Context) error {
+	if s.lease == nil {
+		return s.readLog(ctx)
+	}
+	for ctx.Err() == nil {
+		s.fleetTurn(ctx)
+	}
+	return ctx.Err()
+}
+
+// fleetTurn leads, follows or falls back for as long as that lasts.
+func (s *Service) fleetTurn(ctx context.Context) {
+	ttl := s.lease.TTL()
+	held, holder, err := s.lease.Acquire(ctx)
+	switch {
+	case ctx.Err() != nil:
+	case err != nil:
+		// The database is unreachable (the listener will say so) or migration 0006 is
+		// missing: read the log alone for a lease period, then ask again.
+		s.logger.WarnContext(ctx, "fleet lease unavailable: reading the log alone meanwhile", "error", err, "retry_in_s", ttl.Seconds())
+		s.readLogFor(ctx, ttl)
+	case held:
+		s.lead(ctx)
+	case holder.Live && holder.URL != "":
+		if s.follow(ctx, holder) {
+			return // the stream was healthy: ask the lease again at once
+		}
+		// The leader cannot be reached: the clients here must not wait for its lease
+		// to lapse.
+		s.logger.WarnContext(ctx, "fleet leader unreachable: reading the log alone meanwhile", "leader", holder.URL, "term", holder.Term, "retry_in_s", (ttl / 2).Seconds())
+		s.readLogFor(ctx, ttl/2)
+	default:
+		// The lease lapsed and another instance took it first: ask again shortly.
+		t := time.NewTimer(50 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+		case <-t.C:
+		}
+	}
+}
+
+// lead holds the fleet lease, renewing it every third of its TTL, and reads the log
+// until ctx ends or the lease is lost; then it stops streaming and, on ctx's end,
+// releases the lease so that a follower takes over at once.
+func (s *Service) lead(ctx context.Context) {
+	s.logger.InfoContext(ctx, "leading the fleet", "url", s.cfg.Fleet.AdvertiseURL, "head", s.hub.Head())
+	s.role.Store(roleLeader)
+	s.leader.Start(s.hub.Head())
+	defer func() {
+		s.leader.Stop()
+		if ctx.Err() != nil {
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			if err := s.lease.Release(rctx); err != nil {
+				s.logger.Warn("fleet lease not released: followers take over when it lapses", "error", err)
+			}
+			cancel()
+		}
+	}()
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.readLog(gctx) })
+	g.Go(func() error {
+		t := time.NewTicker(s.lease.TTL() / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-gctx.Done():
+				return gctx.Err()
+			case <-t.C:
+			}
+			held, holder, err := s.lease.Acquire(gctx)
+			switch {
+			case err != nil:
+				// Without the database there is nothing to lead; keep the stream so that
+				// followers resume the moment the listener does.
+				s.logger.WarnContext(gctx, "fleet lease not renewed", "error", err)
+			case !held:
+				s.logger.WarnContext(gctx, "fleet lease lost: following", "leader", holder.URL, "term", holder.Term)
+				return errLeaseLost
+			}
+		}
+	})
+	if err := g.Wait(); err != nil && !errors.Is(err, errLeaseLost) && ctx.Err() == nil {
+		s.logger.ErrorContext(ctx, "leading failed", "error", err)
+	}
+}
+
+// follow publishes what the leader streams until the stream ends. It reports whether
+// the stream got as far as the leader's state, i.e. whether the leader was reachable.
+func (s *Service) follow(ctx context.Context, holder fleet.Holder) (healthy bool) {
+	s.role.Store(roleFollower)
+	cfg := fleet.FollowConfig{Key: s.fleetKey()}
+	err := fleet.Follow(ctx, cfg, holder.URL, s.hub.Head(), func(rec fleet.Record) error {
+		switch {
+		case rec.Reset:
+			s.recent.clear()
+			s.hub.Reset(rec.Head)
+			s.logger.ErrorContext(ctx, "the leader rebased the event log: every client resyncs", "head", rec.Head)
+		case rec.State:
+			if !healthy {
+				s.logger.InfoContext(ctx, "following the fleet leader", "leader", holder.URL, "term", holder.Term, "head", s.hub.Head())
+			}
+			healthy = true
+			s.setReady(rec.Ready)
+		default:
+			msgs := s.followed(ctx, rec.Events)
+			s.recent.add(msgs)
+			s.hub.Publish(msgs)
+		}
+		return nil
+	})
+	if healthy {
+		s.setReady(false)
+	}
+	if ctx.Err() == nil {
+		s.logger.InfoContext(ctx, "fleet stream ended", "leader", holder.URL, "error", err)
+	}
+	return healthy
+}
+
+// followed turns streamed events into this hub's messages: the same payload bytes,
+// this catalog's kinds, this instance's events allowlist.
+func (s *Service) followed(ctx context.Context, events []fleet.Event) []*hub.Message {
+	msgs := make([]*hub.Message, 0, len(events))
+	for _, e := range events {
+		k, ok := s.catalog.Kind(e.Name)
+		if !ok {
+			if err := s.loadCatalog(ctx, s.pool); err != nil {
+				s.logger.WarnContext(ctx, "reading the installed events failed", "error", err)
+			}
+			k, ok = s.catalog.Kind(e.Name)
+		}
+		if !ok {
+			s.skipped.Inc()
+			s.logger.WarnContext(ctx, "streamed event of an unknown name skipped", "event_id", e.ID, "event", e.Name)
+			continue
+		}
+		if !s.allowed.Has(k) {
+			continue
+		}
+		if e.Partial {
+			s.partial.Inc()
+		}
+		msgs = append(msgs, hub.NewMessage(enrich.Event{ID: e.ID, Kind: k, Name: e.Name, AccountID: e.AccountID, Data: e.Data, Partial: e.Partial, Origin: e.Origin}))
+	}
+	return msgs
+}
+
+// readLogFor reads the log alone for d (or until ctx ends).
+func (s *Service) readLogFor(ctx context.Context, d time.Duration) {
+	s.role.Store(roleFallback)
+	tctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	if err := s.readLog(tctx); err != nil && tctx.Err() == nil {
+		s.logger.ErrorContext(ctx, "reading the log failed", "error", err)
+	}
+}
+
+// readLog listens, decodes, enriches and publishes from the hub's head on, until ctx
+// ends or the pipeline fails.
+func (s *Service) readLog(ctx context.Context) error {
+	if s.lease == nil {
+		s.role.Store(roleAlone)
+	}
+	entries := make(chan eventlog.Entry, maxBurst*2)
+	connCfg := s.pool.Config().ConnConfig.Copy()
+	connCfg.RuntimeParams["application_name"] = ListenerApplicationName
+	l := listen.New(listen.Config{
+		ConnConfig: connCfg,
+		Logger:     s.logger,
+		ReadyFunc:  s.setReady,
+		OnDiverged: s.diverged,
+		OnForeign:  s.foreign.Inc,
+	}, s.hub.Head(), entries)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return l.Run(gctx) })
+	g.Go(func() error { return s.pipeline(gctx, entries) })
+	err := g.Wait()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
+}
+
+// backlog implements fleet.BacklogFunc from the log, for followers behind the ring.
+// Events still in the recent cache are not enriched again.
+func (s *Service) backlog(ctx context.Context, after, through int64, limit int) ([]*hub.Message, int64, error) {
+	b, err := eventlog.ReadBounds(ctx, s.pool)
+	if err != nil {
+		return nil, 0, err
+	}
+	if after < b.PrunedThrough {
+		return nil, 0, fmt.Errorf("%w: %d is at or below %d", fleet.ErrPruned, after, b.PrunedThrough)
+	}
+	entries, err := eventlog.ReadAfter(ctx, s.pool, after, limit, nil)
+	if err != nil {
+		return nil, 0, err
+	}
+	next := through
+	if len(entries) == limit && entries[len(entries)-1].ID < through {
+		next = entries[len(entries)-1].ID
+	}
+	var changes []decode.Change
+	for _, e := range entries {
+		if e.ID > through {
+			break
+		}
+		changes = s.appendChange(ctx, changes, e)
+	}
+	msgs := make([]*hub.Message, len(changes))
+	var missing []decode.Change
+	for i, c := range changes {
+		if msgs[i] = s.recent.get(c.ID, c.AccountID); msgs[i] == nil {
+			missing = append(missing, c)
+		}
+	}
+	if len(missing) == 0 {
+		return msgs, next, nil
+	}
+	enriched, err := s.replayMessages(ctx, missing)
+	if err != nil {
+		return nil, 0, err
+	}
+	s.recent.add(enriched)
+	for i, j := 0, 0; i < len(msgs); i++ {
+		if msgs[i] == nil {
+			msgs[i] = enriched[j]
+			j++
+		}
+	}
+	return msgs, next, nil
+}
+
+// fleetKey authenticates followers to their leader: fleet.secret, else a key derived
+// from the HS256 secret (config refuses a fleet with neither).
+func (s *Service) fleetKey() []byte {
+	if s.cfg.Fleet.Secret != "" || s.cfg.Auth.Algorithm != auth.AlgHS256 {
+		return []byte(s.cfg.Fleet.Secret)
+	}
+	mac := hmac.New(sha256.New, []byte(s.cfg.Auth.JWTSecret))
+	mac.Write([]byte("notifier fleet key v1"))
+	return mac.Sum(nil)
+}
