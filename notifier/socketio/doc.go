@@ -54,15 +54,32 @@
 // Config.MaxClientPackets packets a second (but for the pongs the heartbeat asks
 // for) or a message over its payload limit, or at shutdown (hub.Close or Handler.Close:
 // EventDisconnect, then the transport closes without DISCONNECT so that the client
-// reconnects elsewhere and recovers). A polling session whose client stopped
-// polling is reaped by the heartbeat: its ping is never fetched, so no pong comes.
+// reconnects elsewhere and recovers). A WebSocket ended by a protocol error (a
+// malformed or binary packet, a second CONNECT, too many CONNECTs) first gets a
+// close frame without a status code, as the reference server sends (the client
+// reports 1005); other ends but the shutdown just close the connection. A polling
+// session whose client stopped polling is reaped by the heartbeat: its ping is
+// never fetched, so no pong comes.
 //
 // # Concurrency
 //
 // Each session has one loop goroutine that owns its state and is the only writer
-// of its transports; everything else talks to it over channels. A polling GET
-// hands the loop a reply channel and waits; a POST hands over its body; a WebSocket
-// request's goroutine reads frames and forwards them. A connected socket has a
+// of its transports; everything else talks to it over channels and one input
+// queue. What requests bring goes into the queue in the request's goroutine as soon
+// as it is read: a polling GET (with a reply channel it then waits on) once its
+// headers are, a POST's body once it is whole (answered "ok" when the loop takes
+// it), a WebSocket asking to upgrade before any of its frames, each frame as its
+// reader reads it, and a request's reason to end the session (an overlapping poll,
+// a malformed POST). The loop takes the queue in order, so a session's inputs take
+// effect in the order the server read them, whatever the goroutines' scheduling
+// afterwards: a GET read before a POST carrying the close packet is pending when
+// the session closes (and gets the noop), and a GET read after a probe's 5 meets
+// the upgraded session (and gets 400). A WebSocket's reader reads ahead of the
+// loop, up to maxReadAhead frames and payloadLimit bytes, so that a frame it has
+// read is queued before a request read later. What is queued when the loop ends is
+// answered as a session already gone (400 "Session ID unknown"). Requests on
+// different connections are still read in whatever order net/http's goroutines
+// run: two sent at the same instant may be read either way. A connected socket has a
 // feeder goroutine, the only caller of its subscription's Subscribe and Poll, which
 // may block on the event log: the loop asks it for one batch at a time, when its
 // transport can take one, so that the loop keeps answering polls and pings
@@ -74,12 +91,13 @@
 // relay what is queued, at most RelayTimeout more; Handler.Wait waits for loops,
 // feeders and readers.
 //
-// Lock order: the package has one mutex, Handler.mu, guarding the session map and
+// Lock order: the package has two mutexes. Handler.mu guards the session map and
 // the counts of sessions without a connected socket (in all and by address; the
-// loop moves its session out of them at the ack and back at a leave). It is a
-// leaf: nothing else is locked, no channel operation or hub call happens, while
-// it is held. The hub's own locks (Hub.mu before room.mu) are taken inside
-// hub calls made by loops and feeders, which hold no lock of ours.
+// loop moves its session out of them at the ack and back at a leave); session.inMu
+// guards the session's input queue and its readers' counts of queued frames. Both
+// are leaves, never held together: nothing else is locked, no channel operation or
+// hub call happens, while one is held. The hub's own locks (Hub.mu before room.mu)
+// are taken inside hub calls made by loops and feeders, which hold no lock of ours.
 //
 // # Invariants
 //

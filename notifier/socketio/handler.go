@@ -69,6 +69,8 @@ const (
 const (
 	maxConnectAttempts = 4               // CONNECT packets per Engine.IO session
 	closeGrace         = 2 * time.Second // for the last packets of a closing session
+	closeWait          = time.Second     // for the peer's answer to a close frame
+	maxReadAhead       = 8               // frames a WebSocket reader may queue for the loop
 	preflightMaxAge    = "600"
 	// maxUnauthenticatedPayload bounds what a session without a connected socket may
 	// send in one packet or POST: a CONNECT with the largest token auth accepts and
@@ -530,9 +532,7 @@ func (hd *Handler) upgrade(w http.ResponseWriter, r *http.Request, s *session) {
 		return
 	}
 	defer hd.wg.Done()
-	select {
-	case s.probes <- c:
-	case <-s.done:
+	if !s.enqueue(input{probe: c}) { // before any frame of c: the reader enqueues those
 		_ = conn.Close()
 		return
 	}

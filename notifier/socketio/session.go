@@ -25,6 +25,17 @@ type inbound struct {
 	closed  error // the reader of conn ended with this error
 }
 
+// input is one entry of a session's input queue (session.enqueue): a polling GET,
+// a WebSocket asking to upgrade, what a transport read, or a request to end the
+// session. Exactly one of poll, probe, kill and in is set.
+type input struct {
+	poll  *pollRequest
+	probe *wsConn
+	kill  string // why the session must end
+	in    inbound
+	taken chan bool // a POST's, buffered: true once the loop takes it, false if it never will
+}
+
 // outPacket is one queued Engine.IO packet: raw bytes, or a hub message framed as
 // an EVENT when it is written (the message's bytes are shared, never copied into
 // the queue).
@@ -74,13 +85,16 @@ type session struct {
 	// Guarded by Handler.mu.
 	unauthenticated bool
 
-	inbox    chan inbound
-	gets     chan *pollRequest
-	probes   chan *wsConn
+	// The input queue, in the order the requests' goroutines enqueued (read) them.
+	// Guarded by inMu.
+	inMu     sync.Mutex
+	inputs   []input
+	inClosed bool // the loop has ended: enqueue refuses
+
+	ready    chan struct{} // buffered 1: inputs holds something
 	results  chan connectResult
 	feeds    chan fed
 	relayed  chan relayResult
-	killc    chan string   // buffered 1: the first reason wins
 	done     chan struct{} // closed when the loop has ended
 	upgraded atomic.Bool   // set by the loop on upgrade; polling is refused then
 	getting  atomic.Bool   // a GET is in flight
@@ -133,13 +147,10 @@ func newSession(hd *Handler, header string, wsOnly bool, remote string) *session
 		wsOnly:       wsOnly,
 		addr:         addressKey(remote),
 		logger:       hd.logger.With("remote", remote),
-		inbox:        make(chan inbound),
-		gets:         make(chan *pollRequest),
-		probes:       make(chan *wsConn),
+		ready:        make(chan struct{}, 1),
 		results:      make(chan connectResult),
 		feeds:        make(chan fed),
 		relayed:      make(chan relayResult),
-		killc:        make(chan string, 1),
 		done:         make(chan struct{}),
 		pingTimer:    stoppedTimer(),
 		pongTimer:    stoppedTimer(),
@@ -191,11 +202,102 @@ func stoppedTimer() *time.Timer {
 	return t
 }
 
-// kill asks the loop to end the session; ReasonShutdown ends it gracefully.
+// kill asks the loop to end the session, after what was enqueued before;
+// ReasonShutdown ends it gracefully.
 func (s *session) kill(reason string) {
+	s.enqueue(input{kill: reason})
+}
+
+// enqueue hands x to the loop, which takes inputs in the order they were enqueued:
+// a request enqueues what it brings as soon as it has read it, so that its effect
+// follows that of every request read before it. False once the loop has ended:
+// x was not taken.
+func (s *session) enqueue(x input) bool {
+	s.inMu.Lock()
+	if s.inClosed {
+		s.inMu.Unlock()
+		return false
+	}
+	s.inputs = append(s.inputs, x)
+	if c := x.in.conn; c != nil {
+		c.queued++
+		c.queuedBytes += len(x.in.payload)
+	}
+	s.inMu.Unlock()
+	signal(s.ready)
+	return true
+}
+
+// next takes the oldest input, if any.
+func (s *session) next() (input, bool) {
+	s.inMu.Lock()
+	if len(s.inputs) == 0 {
+		s.inMu.Unlock()
+		return input{}, false
+	}
+	x := s.inputs[0]
+	s.inputs[0] = input{}
+	s.inputs = s.inputs[1:]
+	more := len(s.inputs) > 0
+	c := x.in.conn
+	if c != nil {
+		c.queued--
+		c.queuedBytes -= len(x.in.payload)
+	}
+	s.inMu.Unlock()
+	if c != nil {
+		signal(c.room)
+	}
+	if more {
+		signal(s.ready)
+	}
+	return x, true
+}
+
+// signal wakes the receiver of c, a channel of one buffered slot, unless it is
+// already due to wake.
+func signal(c chan struct{}) {
 	select {
-	case s.killc <- reason:
-	default: // already dying
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// handle applies one input.
+func (s *session) handle(x input) {
+	switch {
+	case x.poll != nil:
+		s.attachPoll(x.poll)
+	case x.probe != nil:
+		s.attachProbe(x.probe)
+	case x.kill != "":
+		s.close(x.kill, x.kill != ReasonShutdown)
+	default:
+		if x.taken != nil {
+			x.taken <- true
+		}
+		s.receive(x.in)
+	}
+}
+
+// closeInputs makes enqueue refuse from now on and answers what the loop will
+// never take: a GET and a POST as if the session were unknown already, a probe by
+// closing it. A reader's frames need no answer: the reader stops at s.done.
+func (s *session) closeInputs() {
+	s.inMu.Lock()
+	s.inClosed = true
+	left := s.inputs
+	s.inputs = nil
+	s.inMu.Unlock()
+	for _, x := range left {
+		switch {
+		case x.poll != nil:
+			x.poll.resp <- pollResponse{status: http.StatusBadRequest, code: codeUnknownSID}
+		case x.probe != nil:
+			_ = x.probe.conn.Close()
+		case x.taken != nil:
+			x.taken <- false
+		}
 	}
 }
 
@@ -235,12 +337,10 @@ func (s *session) run(g *pollRequest, c *wsConn) {
 			subDone = s.sub.Done()
 		}
 		select {
-		case in := <-s.inbox:
-			s.receive(in)
-		case g := <-s.gets:
-			s.attachPoll(g)
-		case c := <-s.probes:
-			s.attachProbe(c)
+		case <-s.ready:
+			if x, ok := s.next(); ok {
+				s.handle(x)
+			}
 		case f := <-s.feeds:
 			s.fedBatch(f)
 		case <-subDone:
@@ -265,8 +365,6 @@ func (s *session) run(g *pollRequest, c *wsConn) {
 			if s.state == socketConnected {
 				s.kick(ReasonTokenExpired)
 			}
-		case reason := <-s.killc:
-			s.close(reason, reason != ReasonShutdown)
 		case <-s.graceTimer.C:
 			s.abrupt = true
 		}
@@ -540,18 +638,17 @@ func (s *session) finish() {
 	if s.probe != nil {
 		_ = s.probe.conn.Close()
 	}
+	s.closeInputs()
 	close(s.done) // readers stop forwarding and close their connections
 	if s.ws != nil {
-		if s.closing == ReasonShutdown {
-			// Going away: say so, and give the peer a moment to answer the close.
-			msg := websocket.FormatCloseMessage(websocket.CloseGoingAway, ReasonShutdown)
-			_ = s.ws.conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(s.hd.cfg.WriteWait))
-			t := time.NewTimer(time.Second)
-			select {
-			case <-s.ws.done:
-			case <-t.C:
-			}
-			t.Stop()
+		switch s.closing {
+		case ReasonShutdown: // going away: say so
+			s.closeWS(websocket.FormatCloseMessage(websocket.CloseGoingAway, ReasonShutdown))
+		case "parse error", "binary packet", "duplicate connect", "too many connects":
+			// The client broke the protocol: a close frame without a status code, as
+			// the reference server (engine.io over ws) sends, rather than a bare
+			// TCP close, which the client reports as 1006.
+			s.closeWS(websocket.FormatCloseMessage(websocket.CloseNoStatusReceived, ""))
 		}
 		_ = s.ws.conn.Close()
 	}
@@ -561,4 +658,19 @@ func (s *session) finish() {
 		t.Stop()
 	}
 	s.logger.Debug("session closed", "reason", s.closing)
+}
+
+// closeWS sends the close frame msg over the WebSocket and gives the peer a moment
+// to answer it, so that closing the connection next does not reset it before the
+// peer has read the frame.
+func (s *session) closeWS(msg []byte) {
+	if s.ws.conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(s.hd.cfg.WriteWait)) != nil {
+		return
+	}
+	t := time.NewTimer(closeWait)
+	select {
+	case <-s.ws.done:
+	case <-t.C:
+	}
+	t.Stop()
 }

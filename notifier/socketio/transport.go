@@ -28,7 +28,7 @@ func newPollRequest() *pollRequest {
 	return &pollRequest{resp: make(chan pollResponse, 1)}
 }
 
-// poll serves a polling GET: it hands itself to the loop and waits for packets.
+// poll serves a polling GET: it enqueues itself for the loop and waits for packets.
 func (s *session) poll(w http.ResponseWriter, r *http.Request) {
 	if !s.getting.CompareAndSwap(false, true) {
 		// The client never overlaps GETs: this is not our client, or a broken one.
@@ -37,9 +37,7 @@ func (s *session) poll(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g := newPollRequest()
-	select {
-	case s.gets <- g:
-	case <-s.done:
+	if !s.enqueue(input{poll: g}) {
 		s.getting.Store(false)
 		writeError(w, http.StatusBadRequest, codeUnknownSID, "")
 		return
@@ -80,9 +78,9 @@ func (s *session) awaitPoll(w http.ResponseWriter, r *http.Request, g *pollReque
 	_, _ = w.Write(resp.body)
 }
 
-// post serves a polling POST: packets joined by \x1e, answered with "ok" once the
-// loop has taken them. The body is at most payloadLimit bytes, and must arrive
-// within the server's ReadTimeout.
+// post serves a polling POST: packets joined by \x1e, enqueued once read whole and
+// answered with "ok" once the loop takes them. The body is at most
+// payloadLimit bytes, and must arrive within the server's ReadTimeout.
 func (s *session) post(w http.ResponseWriter, r *http.Request) {
 	limit := s.payloadLimit()
 	if r.ContentLength > int64(limit) {
@@ -110,9 +108,8 @@ func (s *session) post(w http.ResponseWriter, r *http.Request) {
 		s.kill(reasonFor(err))
 		return
 	}
-	select {
-	case s.inbox <- inbound{payload: body}:
-	case <-s.done:
+	taken := make(chan bool, 1)
+	if !s.enqueue(input{in: inbound{payload: body}, taken: taken}) || !<-taken {
 		writeError(w, http.StatusBadRequest, codeUnknownSID, "")
 		return
 	}
@@ -131,20 +128,28 @@ func (s *session) post(w http.ResponseWriter, r *http.Request) {
 type wsConn struct {
 	conn *websocket.Conn
 	done chan struct{} // closed when the reader has ended
+	room chan struct{} // buffered 1: the loop took a frame of this reader
+
+	// Frames of this reader in the session's input queue, and their bytes.
+	// Guarded by session.inMu.
+	queued, queuedBytes int
 }
 
 func newWSConn(conn *websocket.Conn) *wsConn {
-	return &wsConn{conn: conn, done: make(chan struct{})}
+	return &wsConn{conn: conn, done: make(chan struct{}), room: make(chan struct{}, 1)}
 }
 
 // errClientFlood ends a WebSocket whose client sends more pings than
 // Config.MaxClientPackets a second.
 var errClientFlood = errors.New(reasonClientFlood)
 
-// readWS forwards c's frames to the loop until c fails or the loop closes it. It
-// owns c's read deadline, which it moves before each message; gorilla's upgrade
-// cleared the one the HTTP server had set. WebSocket pings, which Engine.IO clients
-// do not send, are answered and counted here, at the rate of packets.
+// readWS enqueues c's frames for the loop as it reads them, until c fails or the
+// loop ends. It reads ahead of the loop, so that a frame read takes effect before
+// any request read after it, but waits while maxReadAhead frames or payloadLimit
+// bytes of c wait for the loop. It owns c's read deadline, which it moves before
+// each message; gorilla's upgrade cleared the one the HTTP server had set.
+// WebSocket pings, which Engine.IO clients do not send, are answered and counted
+// here, at the rate of packets.
 func (s *session) readWS(c *wsConn) {
 	defer close(c.done)
 	cfg := s.hd.cfg
@@ -162,20 +167,41 @@ func (s *session) readWS(c *wsConn) {
 	idle := cfg.PingInterval + cfg.PingTimeout
 	c.conn.SetReadLimit(int64(cfg.MaxPayload))
 	for {
+		if !s.awaitRoom(c) {
+			_ = c.conn.Close()
+			return
+		}
 		_ = c.conn.SetReadDeadline(time.Now().Add(idle))
 		typ, data, err := s.readMessage(c)
 		in := inbound{conn: c, payload: data, binary: typ == websocket.BinaryMessage}
 		if err != nil {
 			in = inbound{conn: c, closed: err}
 		}
-		select {
-		case s.inbox <- in:
-		case <-s.done:
+		if !s.enqueue(input{in: in}) {
 			_ = c.conn.Close()
 			return
 		}
 		if err != nil {
 			return
+		}
+	}
+}
+
+// awaitRoom waits until c's reader may read another frame: fewer than maxReadAhead
+// of its frames, and fewer than payloadLimit bytes of them, wait for the loop.
+// False when the loop has ended.
+func (s *session) awaitRoom(c *wsConn) bool {
+	for {
+		s.inMu.Lock()
+		full := c.queued >= maxReadAhead || c.queuedBytes >= s.payloadLimit()
+		s.inMu.Unlock()
+		if !full {
+			return true
+		}
+		select {
+		case <-c.room:
+		case <-s.done:
+			return false
 		}
 	}
 }
