@@ -46,15 +46,14 @@ func (s *Service) source(ctx context.Context) error {
 
 // fleetTurn leads, follows or falls back for as long as that lasts.
 func (s *Service) fleetTurn(ctx context.Context) {
-	ttl := s.lease.TTL()
 	held, holder, err := s.lease.Acquire(ctx)
 	switch {
 	case ctx.Err() != nil:
 	case err != nil:
 		// The database is unreachable (the listener will say so) or migration 0006 is
-		// missing: read the log alone for a lease period, then ask again.
-		s.logger.WarnContext(ctx, "fleet lease unavailable: reading the log alone meanwhile", "error", err, "retry_in_s", ttl.Seconds())
-		s.readLogFor(ctx, ttl)
+		// missing: read the log alone, asking again meanwhile.
+		s.logger.WarnContext(ctx, "fleet lease unavailable: reading the log alone meanwhile", "error", err)
+		s.fallback(ctx)
 	case held:
 		s.lead(ctx)
 	case holder.Live && holder.URL != "":
@@ -63,8 +62,8 @@ func (s *Service) fleetTurn(ctx context.Context) {
 		}
 		// The leader cannot be reached: the clients here must not wait for its lease
 		// to lapse.
-		s.logger.WarnContext(ctx, "fleet leader unreachable: reading the log alone meanwhile", "leader", holder.URL, "term", holder.Term, "retry_in_s", (ttl / 2).Seconds())
-		s.readLogFor(ctx, ttl/2)
+		s.logger.WarnContext(ctx, "fleet leader unreachable: reading the log alone meanwhile", "leader", holder.URL, "term", holder.Term)
+		s.fallback(ctx)
 	default:
 		// The lease lapsed and another instance took it first: ask again shortly.
 		t := time.NewTimer(50 * time.Millisecond)
@@ -72,6 +71,40 @@ func (s *Service) fleetTurn(ctx context.Context) {
 		case <-ctx.Done():
 			t.Stop()
 		case <-t.C:
+		}
+	}
+}
+
+// fallback reads the log alone, without interruption, until the lease is this
+// instance's or its holder answers a probe of the stream (every half lease), then
+// returns so that fleetTurn leads or follows.
+func (s *Service) fallback(ctx context.Context) {
+	s.role.Store(roleFallback)
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- s.readLog(rctx) }()
+	defer func() { cancel(); <-done }()
+	t := time.NewTicker(s.lease.TTL() / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case err := <-done:
+			done <- err // for the deferred wait
+			s.logger.ErrorContext(ctx, "reading the log failed", "error", err)
+			return
+		case <-t.C:
+		}
+		held, holder, err := s.lease.Acquire(ctx)
+		switch {
+		case err != nil: // the database is down: the listener retries meanwhile
+		case held:
+			return
+		case holder.Live && holder.URL != "":
+			if fleet.Probe(ctx, fleet.FollowConfig{Key: s.fleetKey()}, holder.URL) == nil {
+				return
+			}
 		}
 	}
 }
@@ -124,7 +157,6 @@ func (s *Service) lead(ctx context.Context) {
 // follow publishes what the leader streams until the stream ends. It reports whether
 // the stream got as far as the leader's state, i.e. whether the leader was reachable.
 func (s *Service) follow(ctx context.Context, holder fleet.Holder) (healthy bool) {
-	s.role.Store(roleFollower)
 	cfg := fleet.FollowConfig{Key: s.fleetKey()}
 	err := fleet.Follow(ctx, cfg, holder.URL, s.hub.Head(), func(rec fleet.Record) error {
 		switch {
@@ -134,6 +166,7 @@ func (s *Service) follow(ctx context.Context, holder fleet.Holder) (healthy bool
 			s.logger.ErrorContext(ctx, "the leader rebased the event log: every client resyncs", "head", rec.Head)
 		case rec.State:
 			if !healthy {
+				s.role.Store(roleFollower)
 				s.logger.InfoContext(ctx, "following the fleet leader", "leader", holder.URL, "term", holder.Term, "head", s.hub.Head())
 			}
 			healthy = true
@@ -182,16 +215,6 @@ func (s *Service) followed(ctx context.Context, events []fleet.Event) []*hub.Mes
 	return msgs
 }
 
-// readLogFor reads the log alone for d (or until ctx ends).
-func (s *Service) readLogFor(ctx context.Context, d time.Duration) {
-	s.role.Store(roleFallback)
-	tctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
-	if err := s.readLog(tctx); err != nil && tctx.Err() == nil {
-		s.logger.ErrorContext(ctx, "reading the log failed", "error", err)
-	}
-}
-
 // readLog listens, decodes, enriches and publishes from the hub's head on, until ctx
 // ends or the pipeline fails.
 func (s *Service) readLog(ctx context.Context) error {
@@ -204,7 +227,13 @@ func (s *Service) readLog(ctx context.Context) error {
 	l := listen.New(listen.Config{
 		ConnConfig: connCfg,
 		Logger:     s.logger,
-		ReadyFunc:  s.setReady,
+		// A listener stopped on purpose (a fleet's source changes) leaves readiness to
+		// the next source: a load balancer sees no flap.
+		ReadyFunc: func(ready bool) {
+			if ready || ctx.Err() == nil {
+				s.setReady(ready)
+			}
+		},
 		OnDiverged: s.diverged,
 		OnForeign:  s.foreign.Inc,
 	}, s.hub.Head(), entries)

@@ -1453,3 +1453,27 @@ func localPorts(t *testing.T, pid int) map[int]bool {
 	}
 	return ports
 }
+
+// TestFleetWrongKey: an instance whose fleet key is not its leader's is refused the
+// stream (401), says so, and reads the log alone: its clients still get every event.
+func TestFleetWrongKey(t *testing.T) {
+	t.Parallel()
+	seed := fleetSeed(t)
+	db := fleetDatabase(t, pgtest.Database(t))
+	leader := startInstance(t, db, "leader")
+	leader.waitReadyz(t, http.StatusOK, "")
+	waitRoles(t, []*instance{leader})
+	odd := startInstance(t, db, "odd", "NOTIFIER_FLEET_SECRET=not-the-fleet-key-not-the-fleet-key")
+	odd.waitReadyz(t, http.StatusOK, "")
+	since := logHead(t, db)
+	wss, sios := spread(t, []*instance{leader, odd}, since, 4, 2)
+	writeNow(t, db, seed, 60)
+	n := checkExactlyOnce(t, db, since, all(wss, sios))
+	if _, _, role, _ := odd.readyzRole(); role != "fallback" {
+		t.Errorf("instance with another key: role %q, want fallback", role)
+	}
+	if !strings.Contains(odd.logs.String(), "401") {
+		t.Errorf("the refused stream is not logged:\n%s", odd.logs)
+	}
+	t.Logf("accounts' events %v", n)
+}

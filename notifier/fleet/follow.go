@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -84,6 +85,17 @@ func Follow(ctx context.Context, cfg FollowConfig, base string, after int64, han
 			return err
 		}
 	}
+}
+
+// Probe reports whether the leader at base serves a stream to this instance now: it
+// opens one and closes it at the leader's first record (nil), or returns why not.
+func Probe(ctx context.Context, cfg FollowConfig, base string) error {
+	errUp := errors.New("the leader answered")
+	err := Follow(ctx, cfg, base, math.MaxInt64, func(Record) error { return errUp })
+	if errors.Is(err, errUp) {
+		return nil
+	}
+	return err
 }
 
 // streamURL is base's stream endpoint, over WebSocket.

@@ -131,6 +131,10 @@ func TestStream(t *testing.T) {
 		t.Fatalf("ahead: %s, want only the state", ids(r))
 	}
 
+	if err := Probe(t.Context(), FollowConfig{Key: testKey}, url); err != nil {
+		t.Fatalf("probe of a leader: %v", err)
+	}
+
 	// Stepping down ends every stream and refuses new ones.
 	l.Stop()
 	select {
@@ -140,6 +144,9 @@ func TestStream(t *testing.T) {
 		}
 	case <-time.After(hangGuard):
 		t.Fatal("Stop did not end the stream")
+	}
+	if err := Probe(t.Context(), FollowConfig{Key: testKey}, url); !errors.Is(err, ErrRefused) {
+		t.Fatalf("probe of an instance that stepped down: %v, want refused", err)
 	}
 	h := follow(t, testKey, url, 0)
 	<-h.done
