@@ -733,14 +733,20 @@ func write(t *testing.T, dbURL string, seed uint64, n, ops int, pace time.Durati
 		}
 		go func() {
 			defer w.conn.Close(context.Background())
-			tick := time.NewTicker(pace) // the commit rate, not a synchronisation
-			defer tick.Stop()
+			var tick <-chan time.Time // pace 0: as fast as the writer goes
+			if pace > 0 {
+				tk := time.NewTicker(pace) // the commit rate, not a synchronisation
+				defer tk.Stop()
+				tick = tk.C
+			}
 			for range ops {
 				if err := w.step(t.Context()); err != nil {
 					errs <- fmt.Errorf("writer %d step %d: %w", i, w.ops, err)
 					return
 				}
-				<-tick.C
+				if tick != nil {
+					<-tick
+				}
 			}
 			errs <- nil
 		}()
@@ -1237,6 +1243,10 @@ func TestFleetCost(t *testing.T) {
 			lines = append(lines, measureFleet(t, db, pm, c.n, c.alone, seed+uint64(i)))
 		})
 	}
+	// The fleet's rate limit: 4 writers as fast as they go under a fleet of 3.
+	t.Run("instances=3,full-speed", func(t *testing.T) {
+		lines = append(lines, measureFleetRate(t, db, seed+100))
+	})
 	report := strings.Join(lines, "\n") + "\n"
 	t.Logf("fleet cost (CLK_TCK assumed 100):\n%s", report)
 	if err := os.WriteFile("/tmp/notifier-fleet-cost.txt", []byte(report), 0o644); err != nil {
@@ -1323,6 +1333,44 @@ func measureFleet(t *testing.T, dbURL string, pm, n int, alone bool, seed uint64
 		n, alone, len(clients), costCommits+2, elapsed.Seconds(), float64(costCommits)/elapsed.Seconds(), total,
 		ms(totalTicks), perEvent(totalTicks), ms(listenTicks), perEvent(listenTicks), ms(poolTicks), perEvent(poolTicks),
 		ms(totalTicks-listenTicks-poolTicks), strings.Join(perInst, "; "))
+	t.Log(line)
+	return line
+}
+
+// measureFleetRate runs a fleet of 3 with costClients clients each while 4 writers
+// commit as fast as they go, checks every event reached every client, and returns
+// the commit and delivery rates.
+func measureFleetRate(t *testing.T, dbURL string, seed uint64) string {
+	var fleet []*instance
+	for i := range 3 {
+		fleet = append(fleet, startInstance(t, dbURL, fmt.Sprintf("r%d", i)))
+	}
+	for _, in := range fleet {
+		in.waitReadyz(t, http.StatusOK, "")
+	}
+	waitRoles(t, fleet)
+	since := logHead(t, dbURL)
+	var clients []fleetClient
+	for _, in := range fleet {
+		for j := range costClients {
+			c := startWS(t, fmt.Sprintf("ws%d@%s", j, in.name), int64(1+j%2), since, []*instance{in})
+			clients = append(clients, c)
+		}
+	}
+	for _, c := range clients {
+		c := c.(*wsClient)
+		c.waitFor(t, "connect", func() bool { return len(c.addrs) > 0 })
+	}
+	const writers, ops = 4, 2500
+	began := time.Now()
+	write(t, dbURL, seed, writers, ops, 0)()
+	wrote := time.Since(began)
+	events := checkExactlyOnce(t, dbURL, since, clients)
+	delivered := time.Since(began)
+	total := events[1] + events[2]
+	line := fmt.Sprintf("instances=3 full speed: %d writers, %d commits in %.1fs (%.0f/s), %d events, every client had all of them %.1fs after the first commit (%.0f events/s through the fleet, %.0f deliveries/s)",
+		writers, writers*ops, wrote.Seconds(), float64(writers*ops)/wrote.Seconds(), total, delivered.Seconds(),
+		float64(total)/delivered.Seconds(), float64(total*costClients*3/2)/delivered.Seconds())
 	t.Log(line)
 	return line
 }
