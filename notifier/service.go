@@ -27,10 +27,10 @@ import (
 	"github.com/pgnotifier/notifier/internal/connlimit"
 	"github.com/pgnotifier/notifier/internal/metrics"
 	"github.com/pgnotifier/notifier/notifier/decode"
-	"github.com/pgnotifier/notifier/notifier/enrich"
 	"github.com/pgnotifier/notifier/notifier/eventlog"
 	"github.com/pgnotifier/notifier/notifier/fleet"
 	"github.com/pgnotifier/notifier/notifier/hub"
+	"github.com/pgnotifier/notifier/notifier/pipeline"
 	"github.com/pgnotifier/notifier/notifier/snapshot"
 	"github.com/pgnotifier/notifier/notifier/socketio"
 	"github.com/pgnotifier/notifier/notifier/web"
@@ -44,9 +44,6 @@ var ErrNotMigrated = errors.New("the notifier schema is missing: run `notifier m
 // pg_stat_activity shows it.
 const ListenerApplicationName = "notifier-listen"
 
-// maxBurst bounds how many log entries one enrichment round trip covers.
-const maxBurst = 512
-
 // Service is a running notifier.
 type Service struct {
 	cfg      config.Config
@@ -56,21 +53,14 @@ type Service struct {
 
 	ready    atomic.Bool // the listener is connected and caught up
 	draining atomic.Bool // shutting down: not ready for http.drain_delay, still serving
-	// enrichFailing is set while the pipeline retries a burst the database could not
-	// enrich; behind holds the commit time (Unix ns) of the oldest entry the pipeline
-	// holds unpublished, 0 when it holds none. Both feed /readyz.
-	enrichFailing atomic.Bool
-	behind        atomic.Int64
-	started       chan struct{}
-	once          sync.Once
-	metrics       *metrics.Registry
+	started  chan struct{}
+	once     sync.Once
+	metrics  *metrics.Registry
 
-	reconnects, partial, skipped, enrichRetries, foreign, rebases *metrics.Counter
+	reconnects, foreign, rebases *metrics.Counter
 
-	catalog     *decode.Catalog
-	allowed     decode.Set // events: the allowlist, in catalog Kinds
-	catalogMu   sync.Mutex // serialises loadCatalog
-	catalogRead time.Time  // when loadCatalog last read the database
+	catalog *decode.Catalog
+	allowed decode.Set // events: the allowlist, in catalog Kinds
 
 	relay   relay           // socketio.relay*
 	relayed map[string]bool // relay.Events
@@ -78,9 +68,8 @@ type Service struct {
 	// Set by Run.
 	hub       *hub.Hub
 	pool      *pgxpool.Pool
-	enricher  *enrich.Enricher
+	pipeline  *pipeline.Pipeline
 	snapshots *snapshot.Handler
-	recent    *recent
 
 	// In a fleet (fleet.advertise_url): the lease and what this instance streams to
 	// followers while it leads; both nil otherwise. role is one of the role* constants.
@@ -110,19 +99,10 @@ func New(cfg config.Config, logger *slog.Logger, ln net.Listener) (*Service, err
 		}
 		return 0
 	})
-	m.GaugeFunc("notifier_enrich_failing", "1 while the pipeline retries a burst the database could not enrich.", func() float64 {
-		if s.enrichFailing.Load() {
-			return 1
-		}
-		return 0
-	})
 	m.GaugeFunc("go_goroutines", "Goroutines that currently exist.", func() float64 { return float64(runtime.NumGoroutine()) })
 	s.reconnects = m.Counter("notifier_listener_disconnects_total", "Times the LISTEN connection was lost.")
-	s.partial = m.Counter("notifier_events_partial_total", "Events sent partial: the database refused that row's enrichment, or the log no longer held it.")
-	s.skipped = m.Counter("notifier_log_entries_skipped_total", "Log entries that could not be decoded.")
 	s.foreign = m.Counter("notifier_listener_foreign_notifications_total", "Notifications on the channel that were not the triggers' (sent by hand).")
 	s.rebases = m.Counter("notifier_log_rebases_total", "Times the event log was found to have gone back and was rebased (every client resyncs).")
-	s.enrichRetries = m.Counter("notifier_enrich_retries_total", "Burst enrichments retried because the database failed as a whole (unreachable, timeout, overloaded).")
 	m.GaugeFunc("notifier_fleet_role", "What this instance does: 0 standalone, 1 fleet leader, 2 follower, 3 fleet fallback (no leader reachable: reading the log alone).", func() float64 { return float64(s.role.Load()) })
 	s.relay = relay{Events: cfg.SocketIO.Relay, MaxBytes: cfg.SocketIO.RelayMaxBytes, Rate: cfg.SocketIO.RelayRate}
 	s.relayed = make(map[string]bool, len(s.relay.Events))
@@ -189,10 +169,10 @@ func (s *Service) notReady() string {
 		return "draining"
 	case !s.ready.Load():
 		return "listener not connected or catching up"
-	case s.enrichFailing.Load():
+	case s.pipeline.EnrichFailing():
 		return "enrichment failing, retrying"
 	}
-	if b := s.behind.Load(); b != 0 && time.Since(time.Unix(0, b)) > s.cfg.Hub.MaxLag {
+	if b := s.pipeline.Behind(); !b.IsZero() && time.Since(b) > s.cfg.Hub.MaxLag {
 		return "delivery behind by more than hub.max_lag"
 	}
 	return ""
@@ -209,8 +189,7 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	defer pool.Close()
 	s.pool = pool
-	s.enricher = enrich.New(pool, s.catalog, s.logger)
-	s.recent = newRecent(s.cfg.Hub.ReplayCache)
+	s.pipeline = pipeline.New(pipeline.Config{DB: pool, Catalog: s.catalog, Relayed: s.relayed, ReplayCache: s.cfg.Hub.ReplayCache, Logger: s.logger, Metrics: s.metrics})
 
 	bounds, err := eventlog.ReadBounds(ctx, pool)
 	if err != nil {
@@ -220,7 +199,7 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 		return err
 	}
-	if err := s.loadCatalog(ctx, pool); err != nil {
+	if err := s.pipeline.LoadCatalog(ctx); err != nil {
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "42P01" {
 			return ErrNotMigrated
@@ -238,6 +217,7 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 		s.allowed |= relayed
 	}
+	s.pipeline.SetEvents(s.allowed)
 	queued := s.cfg.Snapshot.MaxQueued
 	if queued == 0 {
 		queued = -1 // none may wait
@@ -260,14 +240,14 @@ func (s *Service) Run(ctx context.Context) error {
 		MaxSubscribersPerAccount: s.cfg.HTTP.MaxConnectionsPerAccount,
 		Metrics:                  s.metrics,
 		ReplayBuffer:             s.cfg.Hub.ReplayBuffer,
-		ReplayFunc:               s.replay,
+		ReplayFunc:               s.pipeline.Replay,
 		BoundsFunc:               s.bounds,
 		Logger:                   s.logger,
 	}, bounds.Head)
 
 	if s.cfg.Fleet.AdvertiseURL != "" {
 		s.lease = fleet.NewLease(pool, s.cfg.Fleet.AdvertiseURL, s.cfg.Fleet.Lease)
-		s.leader = fleet.NewLeader(fleet.LeaderConfig{Key: s.fleetKey(), Backlog: s.backlog, Logger: s.logger, Metrics: s.metrics})
+		s.leader = fleet.NewLeader(fleet.LeaderConfig{Key: s.fleetKey(), Backlog: s.pipeline.Backlog, Logger: s.logger, Metrics: s.metrics})
 	}
 
 	if s.ln == nil {
@@ -504,66 +484,6 @@ func (s *Service) recoverySecret() []byte {
 	return nil
 }
 
-// pipeline decodes, enriches and publishes entries, a burst at a time.
-func (s *Service) pipeline(ctx context.Context, in <-chan eventlog.Entry) error {
-	changes := make([]decode.Change, 0, maxBurst)
-	for {
-		select {
-		case e := <-in:
-			s.behind.Store(e.Committed.UnixNano())
-			changes = s.appendChange(ctx, changes, e)
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	drain:
-		for len(changes) < maxBurst {
-			select {
-			case e := <-in:
-				changes = s.appendChange(ctx, changes, e)
-			default:
-				break drain
-			}
-		}
-		if len(changes) > 0 {
-			msgs, err := s.messages(ctx, changes, true)
-			if err != nil {
-				return err
-			}
-			s.recent.add(msgs)
-			s.hub.Publish(msgs)
-			if s.leader != nil {
-				s.leader.Publish(msgs)
-			}
-			changes = changes[:0]
-		}
-		s.behind.Store(0)
-	}
-}
-
-// loadCatalog reads the installed events into the catalog, at most once a second.
-func (s *Service) loadCatalog(ctx context.Context, q eventlog.Querier) error {
-	s.catalogMu.Lock()
-	defer s.catalogMu.Unlock()
-	if time.Since(s.catalogRead) < time.Second {
-		return nil
-	}
-	installed, err := eventlog.ReadInstalled(ctx, q)
-	if err != nil {
-		return err
-	}
-	s.catalogRead = time.Now()
-	for _, e := range installed {
-		if s.relayed[e.Name] { // installed since Run checked; the next start refuses it
-			s.logger.ErrorContext(ctx, "installed event is relayed (socketio.relay): its database events are served as relayed ones", "event", e.Name, "rule", e.Rule)
-			continue
-		}
-		if _, err := s.catalog.Add(e.Name, e.Rule); err != nil {
-			s.logger.ErrorContext(ctx, "installed event not served", "event", e.Name, "rule", e.Rule, "error", err)
-		}
-	}
-	return nil
-}
-
 // addRelayed gives the relayed events (socketio.relay) Kinds of no rule, and returns
 // them. It refuses a name an installed rule emits, one the server or the Socket.IO
 // client reserves, and a database without notifier.relay (migration 0005).
@@ -617,134 +537,6 @@ func (s *Service) relayFunc() socketio.RelayFunc {
 	}
 }
 
-// appendChange decodes e and keeps it if its event is allowed. An event the catalog
-// does not know yet (a rule installed since it was read) reloads it.
-func (s *Service) appendChange(ctx context.Context, changes []decode.Change, e eventlog.Entry) []decode.Change {
-	c, err := s.catalog.Payload(e.Payload)
-	if errors.Is(err, decode.ErrUnknownEvent) {
-		if lerr := s.loadCatalog(ctx, s.pool); lerr != nil {
-			s.logger.WarnContext(ctx, "reading the installed events failed", "error", lerr)
-		}
-		c, err = s.catalog.Payload(e.Payload)
-	}
-	if err != nil {
-		s.skipped.Inc()
-		s.logger.WarnContext(ctx, "undecodable log entry skipped", "event_id", e.ID, "error", err)
-		return changes
-	}
-	if !s.allowed.Has(c.Kind) {
-		return changes
-	}
-	return append(changes, c)
-}
-
-// messages enriches and encodes changes. With retry, a failing database is retried
-// with backoff until ctx ends, in order: a burst is never skipped, never sent partial
-// for a failure that is not its rows' own, and /readyz says so meanwhile.
-func (s *Service) messages(ctx context.Context, changes []decode.Change, retry bool) ([]*hub.Message, error) {
-	delay := 100 * time.Millisecond
-	for {
-		events, err := s.enricher.Enrich(ctx, changes)
-		if err == nil {
-			if retry {
-				s.enrichFailing.Store(false)
-			}
-			msgs := make([]*hub.Message, len(events))
-			for i, ev := range events {
-				if ev.Partial {
-					s.partial.Inc()
-				}
-				msgs[i] = hub.NewMessage(ev)
-			}
-			return msgs, nil
-		}
-		if !retry || ctx.Err() != nil {
-			return nil, err
-		}
-		s.enrichFailing.Store(true)
-		s.enrichRetries.Inc()
-		s.logger.ErrorContext(ctx, "enrichment failed, retrying", "error", err, "first_event_id", changes[0].ID, "events", len(changes), "retry_in_s", delay.Seconds())
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, ctx.Err()
-		case <-t.C:
-		}
-		delay = min(delay*2, 5*time.Second)
-	}
-}
-
-// replay implements hub.ReplayFunc from the log. Events still in the recent cache are
-// not enriched again.
-func (s *Service) replay(ctx context.Context, account, after, through int64, limit int) ([]*hub.Message, int64, error) {
-	entries, err := eventlog.ReadAccount(ctx, s.pool, account, after, through, limit, nil)
-	if errors.Is(err, eventlog.ErrPruned) {
-		return nil, 0, fmt.Errorf("%w: %w", hub.ErrPruned, err)
-	}
-	if err != nil {
-		return nil, 0, err
-	}
-	next := through
-	if len(entries) == limit {
-		next = entries[len(entries)-1].ID
-	}
-	msgs := make([]*hub.Message, 0, len(entries))
-	var missing []decode.Change
-	for _, e := range entries {
-		if m := s.recent.get(e.ID, account); m != nil {
-			msgs = append(msgs, m)
-			continue
-		}
-		n := len(missing)
-		if missing = s.appendChange(ctx, missing, e); len(missing) > n {
-			msgs = append(msgs, nil) // filled in below, in order
-		}
-	}
-	if len(missing) == 0 {
-		return msgs, next, nil
-	}
-	enriched, err := s.replayMessages(ctx, missing)
-	if err != nil {
-		return nil, 0, err
-	}
-	s.recent.add(enriched)
-	for i, j := 0, 0; i < len(msgs); i++ {
-		if msgs[i] == nil {
-			msgs[i] = enriched[j]
-			j++
-		}
-	}
-	return msgs, next, nil
-}
-
-// replayAttempts bounds replayMessages: about 3 s of backoff, plus the statements'
-// own timeouts.
-const replayAttempts = 6
-
-// replayMessages enriches a replay's events, retrying a database that failed as a
-// whole (a statement timeout behind a lock, a connection lost) with backoff while the
-// client waits: a replay that gave up at once would close the client's connection
-// (4011) for a failure that passes in a moment.
-func (s *Service) replayMessages(ctx context.Context, changes []decode.Change) ([]*hub.Message, error) {
-	delay := 100 * time.Millisecond
-	for attempt := 1; ; attempt++ {
-		msgs, err := s.messages(ctx, changes, false)
-		if err == nil || ctx.Err() != nil || attempt == replayAttempts {
-			return msgs, err
-		}
-		s.logger.WarnContext(ctx, "replay enrichment failed, retrying", "error", err, "first_event_id", changes[0].ID, "events", len(changes), "attempt", attempt, "retry_in_s", delay.Seconds())
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, ctx.Err()
-		case <-t.C:
-		}
-		delay = min(delay*2, 2*time.Second)
-	}
-}
-
 // diverged handles a log that went back (listen.Config.OnDiverged): ids up to cursor
 // may name other events now. The log voids them and draws new ids above; every client
 // resyncs, and no cached message can be served under a reused id.
@@ -753,7 +545,7 @@ func (s *Service) diverged(ctx context.Context, cursor int64) error {
 		return err
 	}
 	s.rebases.Inc()
-	s.recent.clear()
+	s.pipeline.Forget()
 	s.hub.Reset(cursor)
 	if s.leader != nil {
 		s.leader.Reset(cursor)

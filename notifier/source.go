@@ -5,18 +5,16 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"errors"
-	"fmt"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pgnotifier/notifier/internal/auth"
-	"github.com/pgnotifier/notifier/notifier/decode"
-	"github.com/pgnotifier/notifier/notifier/enrich"
 	"github.com/pgnotifier/notifier/notifier/eventlog"
 	"github.com/pgnotifier/notifier/notifier/fleet"
 	"github.com/pgnotifier/notifier/notifier/hub"
 	"github.com/pgnotifier/notifier/notifier/listen"
+	"github.com/pgnotifier/notifier/notifier/pipeline"
 )
 
 // Roles an instance plays, as /readyz and notifier_fleet_role report them.
@@ -161,7 +159,7 @@ func (s *Service) follow(ctx context.Context, holder fleet.Holder) (healthy bool
 	err := fleet.Follow(ctx, cfg, holder.URL, s.hub.Head(), func(rec fleet.Record) error {
 		switch {
 		case rec.Reset:
-			s.recent.clear()
+			s.pipeline.Forget()
 			s.hub.Reset(rec.Head)
 			s.logger.ErrorContext(ctx, "the leader rebased the event log: every client resyncs", "head", rec.Head)
 		case rec.State:
@@ -172,9 +170,7 @@ func (s *Service) follow(ctx context.Context, holder fleet.Holder) (healthy bool
 			healthy = true
 			s.setReady(rec.Ready)
 		default:
-			msgs := s.followed(ctx, rec.Events)
-			s.recent.add(msgs)
-			s.hub.Publish(msgs)
+			s.hub.Publish(s.pipeline.Followed(ctx, rec.Events))
 		}
 		return nil
 	})
@@ -187,41 +183,13 @@ func (s *Service) follow(ctx context.Context, holder fleet.Holder) (healthy bool
 	return healthy
 }
 
-// followed turns streamed events into this hub's messages: the same payload bytes,
-// this catalog's kinds, this instance's events allowlist.
-func (s *Service) followed(ctx context.Context, events []fleet.Event) []*hub.Message {
-	msgs := make([]*hub.Message, 0, len(events))
-	for _, e := range events {
-		k, ok := s.catalog.Kind(e.Name)
-		if !ok {
-			if err := s.loadCatalog(ctx, s.pool); err != nil {
-				s.logger.WarnContext(ctx, "reading the installed events failed", "error", err)
-			}
-			k, ok = s.catalog.Kind(e.Name)
-		}
-		if !ok {
-			s.skipped.Inc()
-			s.logger.WarnContext(ctx, "streamed event of an unknown name skipped", "event_id", e.ID, "event", e.Name)
-			continue
-		}
-		if !s.allowed.Has(k) {
-			continue
-		}
-		if e.Partial {
-			s.partial.Inc()
-		}
-		msgs = append(msgs, hub.NewMessage(enrich.Event{ID: e.ID, Kind: k, Name: e.Name, AccountID: e.AccountID, Data: e.Data, Partial: e.Partial, Origin: e.Origin}))
-	}
-	return msgs
-}
-
 // readLog listens, decodes, enriches and publishes from the hub's head on, until ctx
 // ends or the pipeline fails.
 func (s *Service) readLog(ctx context.Context) error {
 	if s.lease == nil {
 		s.role.Store(roleAlone)
 	}
-	entries := make(chan eventlog.Entry, maxBurst*2)
+	entries := make(chan eventlog.Entry, pipeline.MaxBurst*2)
 	connCfg := s.pool.Config().ConnConfig.Copy()
 	connCfg.RuntimeParams["application_name"] = ListenerApplicationName
 	l := listen.New(listen.Config{
@@ -239,7 +207,7 @@ func (s *Service) readLog(ctx context.Context) error {
 	}, s.hub.Head(), entries)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return l.Run(gctx) })
-	g.Go(func() error { return s.pipeline(gctx, entries) })
+	g.Go(func() error { return s.pipeline.Run(gctx, entries, s.publish) })
 	err := g.Wait()
 	if ctx.Err() != nil {
 		return ctx.Err()
@@ -247,53 +215,12 @@ func (s *Service) readLog(ctx context.Context) error {
 	return err
 }
 
-// backlog implements fleet.BacklogFunc from the log, for followers behind the ring.
-// Events still in the recent cache are not enriched again.
-func (s *Service) backlog(ctx context.Context, after, through int64, limit int) ([]*hub.Message, int64, error) {
-	b, err := eventlog.ReadBounds(ctx, s.pool)
-	if err != nil {
-		return nil, 0, err
+// publish fans a burst out to this instance's clients, then to a fleet's followers.
+func (s *Service) publish(msgs []*hub.Message) {
+	s.hub.Publish(msgs)
+	if s.leader != nil {
+		s.leader.Publish(msgs)
 	}
-	if after < b.PrunedThrough {
-		return nil, 0, fmt.Errorf("%w: %d is at or below %d", fleet.ErrPruned, after, b.PrunedThrough)
-	}
-	entries, err := eventlog.ReadAfter(ctx, s.pool, after, limit, nil)
-	if err != nil {
-		return nil, 0, err
-	}
-	next := through
-	if len(entries) == limit && entries[len(entries)-1].ID < through {
-		next = entries[len(entries)-1].ID
-	}
-	var changes []decode.Change
-	for _, e := range entries {
-		if e.ID > through {
-			break
-		}
-		changes = s.appendChange(ctx, changes, e)
-	}
-	msgs := make([]*hub.Message, len(changes))
-	var missing []decode.Change
-	for i, c := range changes {
-		if msgs[i] = s.recent.get(c.ID, c.AccountID); msgs[i] == nil {
-			missing = append(missing, c)
-		}
-	}
-	if len(missing) == 0 {
-		return msgs, next, nil
-	}
-	enriched, err := s.replayMessages(ctx, missing)
-	if err != nil {
-		return nil, 0, err
-	}
-	s.recent.add(enriched)
-	for i, j := 0, 0; i < len(msgs); i++ {
-		if msgs[i] == nil {
-			msgs[i] = enriched[j]
-			j++
-		}
-	}
-	return msgs, next, nil
 }
 
 // fleetKey authenticates followers to their leader: fleet.secret, else a key derived
