@@ -746,9 +746,9 @@ func TestExhaustClientFrames(t *testing.T) {
 	}
 	page := b.metrics(t)
 	for series, want := range map[string]int64{
-		`notifier_ws_closed_total{reason="client_flood"}`:                  1,
-		`notifier_socketio_closed_total{reason="message_too_big"}`:         1,
-		`notifier_socketio_closed_total{reason="too_many_client_packets"}`: 1,
+		`notifier_ws_closed_total{reason="client_flood"}`:                   1,
+		`notifier_socketio_closed_total{reason="message_too_big"}`:          1,
+		`notifier_socketio_closed_total{reason="too_many_client_messages"}`: 1,
 	} {
 		if got := metricValue(t, page, series); got != want {
 			t.Errorf("%s = %d, want %d", series, got, want)

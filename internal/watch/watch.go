@@ -42,14 +42,16 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/pgnotifier/notifier/notifier/contract"
 )
 
 // Close codes and event names of the /ws contract that the watcher acts on.
 const (
-	closeTokenExpired = 4001
-	closeSlowConsumer = 4008
-	eventResync       = "notifier.resync"
-	reasonExpired     = "token expired"
+	closeTokenExpired = contract.CloseTokenExpired
+	closeSlowConsumer = contract.CloseSlowConsumer
+	eventResync       = contract.EventResync
+	reasonExpired     = contract.ReasonTokenExpired
 )
 
 // ErrTokenExpired is returned by Run when the token expired and no fresh one can be

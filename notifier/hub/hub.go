@@ -12,13 +12,14 @@ import (
 	"time"
 
 	"github.com/pgnotifier/notifier/internal/metrics"
+	"github.com/pgnotifier/notifier/notifier/contract"
 	"github.com/pgnotifier/notifier/notifier/decode"
 )
 
 // Errors that end a subscription; Subscription.Err returns them.
 var (
-	ErrSlowConsumer = errors.New("slow consumer")
-	ErrShutdown     = errors.New("server shutting down")
+	ErrSlowConsumer = errors.New(contract.ReasonSlowConsumer)
+	ErrShutdown     = errors.New(contract.ReasonShutdown)
 	ErrClosed       = errors.New("subscription closed")
 )
 

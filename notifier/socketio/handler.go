@@ -19,6 +19,7 @@ import (
 	"github.com/pgnotifier/notifier/internal/auth"
 	"github.com/pgnotifier/notifier/internal/inflight"
 	"github.com/pgnotifier/notifier/internal/metrics"
+	"github.com/pgnotifier/notifier/notifier/contract"
 	"github.com/pgnotifier/notifier/notifier/decode"
 	"github.com/pgnotifier/notifier/notifier/hub"
 )
@@ -31,22 +32,22 @@ const (
 	// a pid but does not recover (a pid of another key or account, a malformed pid
 	// or offset, an offset the log no longer holds), and in the stream, in order,
 	// when the log lost events the socket was still due. Payload: {}.
-	EventResync = "notifier.resync"
+	EventResync = contract.EventResync
 
 	// EventDisconnect is emitted right before the server ends a socket, with
 	// {"reason":"<reason>"}, so that the app can tell why.
-	EventDisconnect = "notifier.disconnect"
+	EventDisconnect = contract.EventDisconnect
 
 	// ReasonTokenExpired: the socket's token expired. DISCONNECT follows: the client
 	// does not reconnect by itself ("io server disconnect"); it needs a fresh token.
-	ReasonTokenExpired = "token expired"
+	ReasonTokenExpired = contract.ReasonTokenExpired
 
 	// ReasonSlowConsumer: the client fell too far behind. DISCONNECT follows.
-	ReasonSlowConsumer = "slow consumer"
+	ReasonSlowConsumer = contract.ReasonSlowConsumer
 
 	// ReasonShutdown: this server is going away. The transport is closed without a
 	// DISCONNECT, so the client reconnects (to another instance) and recovers.
-	ReasonShutdown = "server shutting down"
+	ReasonShutdown = contract.ReasonShutdown
 )
 
 // Path is where the handler is mounted: the client's default path option.
@@ -102,14 +103,14 @@ const (
 var closeReasons = []string{
 	"client close", "transport close", "transport error", "ping timeout", "connect timeout",
 	"parse error", "binary packet", "duplicate connect", "too many connects", "overlapping poll",
-	"overlapping post", "poll closed prematurely", "subscribe failed", "replay failed",
+	"overlapping post", "poll closed prematurely", "subscribe failed", contract.ReasonServerError,
 	reasonClientFlood, reasonTooBig, ReasonShutdown, ReasonTokenExpired, ReasonSlowConsumer,
 }
 
 // Reasons a client's own traffic closes its session.
 const (
-	reasonClientFlood = "too many client packets" // over Config.MaxClientPackets
-	reasonTooBig      = "message too big"         // a WebSocket message over the payload limit
+	reasonClientFlood = contract.ReasonClientFlood // over Config.MaxClientPackets
+	reasonTooBig      = "message too big"          // a WebSocket message over the payload limit
 )
 
 // Config configures the handler.

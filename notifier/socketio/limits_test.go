@@ -183,7 +183,7 @@ func TestClientPacketFlood(t *testing.T) {
 	p := b.openPolling(t)
 	p.mustPost(strings.Repeat("6\x1e", 19) + "6")
 	p.gone()
-	checkMetric(t, b.metrics, `notifier_socketio_closed_total{reason="too_many_client_packets"}`, 4)
+	checkMetric(t, b.metrics, `notifier_socketio_closed_total{reason="too_many_client_messages"}`, 4)
 
 	// Within the budget, nothing happens.
 	calm := b.openWS(t)

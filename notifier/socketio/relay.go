@@ -12,13 +12,14 @@ import (
 	"time"
 
 	"github.com/pgnotifier/notifier/internal/ratelimit"
+	"github.com/pgnotifier/notifier/notifier/contract"
 )
 
 // EventError is emitted to a client whose emit of a relayed event (Config.RelayEvents)
 // was not relayed, with {"code":…,"event":…,"message":…}; the socket goes on. An emit
 // that asked for an acknowledgement also gets the same object, with "ok":false, as its
 // ack.
-const EventError = "notifier.error"
+const EventError = contract.EventError
 
 // Codes of EventError.
 const (

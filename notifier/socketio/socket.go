@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/pgnotifier/notifier/internal/auth"
+	"github.com/pgnotifier/notifier/notifier/contract"
 	"github.com/pgnotifier/notifier/notifier/hub"
 )
 
@@ -391,7 +392,7 @@ func (s *session) subscriptionEnded(err error) {
 		s.leave()
 	default: // the log could not be read: the client reconnects and resumes
 		s.logger.Error("deliver", "error", err)
-		s.close("replay failed", true)
+		s.close(contract.ReasonServerError, true)
 	}
 }
 

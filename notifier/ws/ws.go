@@ -19,27 +19,28 @@ import (
 	"github.com/pgnotifier/notifier/internal/inflight"
 	"github.com/pgnotifier/notifier/internal/metrics"
 	"github.com/pgnotifier/notifier/internal/ratelimit"
+	"github.com/pgnotifier/notifier/notifier/contract"
 	"github.com/pgnotifier/notifier/notifier/decode"
 	"github.com/pgnotifier/notifier/notifier/hub"
 )
 
-// Close codes and reasons the server ends a connection with.
+// Close codes and reasons the server ends a connection with: the contract's.
 const (
-	CloseTokenExpired = 4001
-	CloseSlowConsumer = 4008
-	CloseServerError  = 4011
+	CloseTokenExpired = contract.CloseTokenExpired
+	CloseSlowConsumer = contract.CloseSlowConsumer
+	CloseServerError  = contract.CloseServerError
 
-	ReasonTokenExpired = "token expired"
-	ReasonSlowConsumer = "slow consumer"
-	ReasonShutdown     = "server shutting down"
-	ReasonServerError  = "server error"
-	ReasonClientFlood  = "too many client messages"
+	ReasonTokenExpired = contract.ReasonTokenExpired
+	ReasonSlowConsumer = contract.ReasonSlowConsumer
+	ReasonShutdown     = contract.ReasonShutdown
+	ReasonServerError  = contract.ReasonServerError
+	ReasonClientFlood  = contract.ReasonClientFlood
 )
 
 // ResyncFrame tells a client to reload its lists: it resumed from a position the log
 // no longer holds, or events due to it were pruned or reset away while it was served.
 // Events from the new position follow on the same connection.
-var ResyncFrame = []byte(`{"event":"notifier.resync"}`)
+var ResyncFrame = []byte(`{"event":"` + contract.EventResync + `"}`)
 
 // Config configures the handler.
 type Config struct {
@@ -91,12 +92,12 @@ func newHandlerMetrics(r *metrics.Registry) handlerMetrics {
 		m.refused[reason] = r.Counter("notifier_ws_refused_total", "Refused /ws handshakes by reason.", "reason", reason)
 	}
 	for code, reason := range map[int]string{
-		CloseTokenExpired:              "token_expired",
-		CloseSlowConsumer:              "slow_consumer",
-		CloseServerError:               "server_error",
-		websocket.CloseGoingAway:       "shutdown",
-		websocket.ClosePolicyViolation: "client_flood",
-		websocket.CloseMessageTooBig:   "message_too_big",
+		CloseTokenExpired:            "token_expired",
+		CloseSlowConsumer:            "slow_consumer",
+		CloseServerError:             "server_error",
+		contract.CloseShutdown:       "shutdown",
+		contract.CloseClientFlood:    "client_flood",
+		websocket.CloseMessageTooBig: "message_too_big",
 	} {
 		m.closed[code] = r.Counter("notifier_ws_closed_total", "/ws connections closed by the server, by reason.", "reason", reason)
 	}
@@ -253,7 +254,7 @@ func (hd *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return // the upgrader answered the client already
 	}
 	if !hd.conns.Add() { // shutting down: the hub will not serve it either
-		_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, ReasonShutdown), time.Now().Add(hd.cfg.WriteWait))
+		_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(contract.CloseShutdown, ReasonShutdown), time.Now().Add(hd.cfg.WriteWait))
 		_ = conn.Close()
 		return
 	}
@@ -339,7 +340,7 @@ func (c *connection) serve(ctx context.Context, sub *hub.Subscription, resync bo
 			case errors.Is(err, hub.ErrSlowConsumer):
 				c.close(CloseSlowConsumer, ReasonSlowConsumer)
 			case errors.Is(err, hub.ErrShutdown):
-				c.close(websocket.CloseGoingAway, ReasonShutdown)
+				c.close(contract.CloseShutdown, ReasonShutdown)
 			case errors.Is(err, hub.ErrClosed), ctx.Err() != nil:
 				return
 			default:
@@ -432,7 +433,7 @@ func (c *connection) readPump(done chan<- struct{}, cancel context.CancelFunc) {
 	}
 	switch {
 	case errors.Is(err, errClientFlood):
-		c.close(websocket.ClosePolicyViolation, ReasonClientFlood)
+		c.close(contract.CloseClientFlood, ReasonClientFlood)
 	case errors.Is(err, websocket.ErrReadLimit):
 		// gorilla sent the 1009 close frame itself.
 		c.hd.m.closed[websocket.CloseMessageTooBig].Inc()
