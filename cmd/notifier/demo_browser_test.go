@@ -46,8 +46,10 @@ var demoDatabaseURL = regexp.MustCompile(`postgres://[^' ]+`)
 // served and finished, others checked in then finished or sent back, rescheduled,
 // deleted; today's list joined, left and rejoined by a reschedule; a doctor hired,
 // updated, busy and free, deleted; a status recoloured. A dropped
-// connection is recovered with every change kept, a bad token is an auth error.
-// The screenshot lands in testdata/artifacts/dashboard.png.
+// connection is recovered with every change kept, a bad token is an auth error (the
+// header never reads live), a reload reconnects with the tab's token and after sign-out
+// asks for one; the page speaks English under en-US and Portuguese under pt-BR, with
+// 24-hour times in both. The screenshot lands in testdata/artifacts/dashboard.png.
 func TestDemoInBrowser(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and runs PostgreSQL and Chromium")
@@ -108,7 +110,7 @@ func TestDemoInBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatalf("dashboard check: %v\n%s\ndemo output:\n%s", err, stderr, demo.output())
 	}
-	t.Logf("browser (load, fill, follow the clinic's changes, drop and recover, bad token): %s", time.Since(started).Round(time.Millisecond))
+	t.Logf("browser (load, fill, follow the clinic's changes, drop and recover, bad token, reload and sign-out, pt-BR): %s", time.Since(started).Round(time.Millisecond))
 	t.Logf("dashboard: %v", seen)
 	t.Logf("screenshots: %s, %s", filepath.Join(artifacts, "dashboard.png"), filepath.Join(artifacts, "dashboard-auth-error.png"))
 

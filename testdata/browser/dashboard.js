@@ -7,7 +7,11 @@
 // requested; the page follows the clinic's changes (a patient checked in, served,
 // finished, sent back, rescheduled, deleted; a doctor hired, updated, busy, deleted; a
 // status recoloured); a dropped connection is recovered with those changes kept, and
-// a bad token shows an auth error.
+// a bad token shows an auth error, and the header never reads live without a live
+// connection. The page speaks the browser's language, English (en-US) or Portuguese
+// (pt-BR, a second browser), with 24-hour times in both; it keeps the token for the
+// tab (sessionStorage), so a reload reconnects without asking, and asks again after
+// sign-out.
 //
 // Usage: node dashboard.js '<options JSON>'
 //   url         the dashboard URL with ?token= (as `notifier demo` prints it)
@@ -82,7 +86,7 @@ function pageView({ id, want }) {
     const text = (sel) => (r && r.querySelector(sel) ? r.querySelector(sel).textContent : null);
     return {
       n: rows.length,
-      status: text('.status'),
+      status: r && r.querySelector('.status') ? r.querySelector('.status').dataset.name || null : null, // the clinic's name
       start: text('.time-start'),
       detail: r ? Array.from(r.querySelectorAll('.detail'), (d) => d.textContent).join(' | ') : null,
       busy: r ? r.dataset.busy || null : null,
@@ -188,7 +192,7 @@ async function changes(page) {
   const g = await book('08:35', '08:50');
   await checkIn(g, 'a seventh booking');
   const chips = (c) => {
-    const all = Array.from(document.querySelectorAll('.board .status')).filter((e) => e.textContent === 'Check-in');
+    const all = Array.from(document.querySelectorAll('.board .status')).filter((e) => e.dataset.name === 'Check-in');
     const colours = all.map((e) => getComputedStyle(e).getPropertyValue('--c').trim());
     return c === null ? colours : colours.length >= 4 && colours.every((x) => x === c);
   };
@@ -212,6 +216,85 @@ async function changes(page) {
   await until(page, 'a deleted doctor did not leave the list', x, { doctors: { n: 0 } });
   keep.push({ id: x, want: { doctors: { n: 0 } } });
   return keep;
+}
+
+// WORDS is what the test expects the page to say in each language.
+const WORDS = {
+  en: { title: "Today's appointments", queue: 'Check-in queue', live: 'Live', signOut: 'Sign out',
+    header: /^live since (\d{2}:\d{2})$/, notLive: /live/i, auth: 'auth error, not connected',
+    finished: 'Finished', exp: 'token valid until ' },
+  'pt-BR': { title: 'Consultas de hoje', queue: 'Fila de check-in', live: 'Ao vivo', signOut: 'Sair',
+    header: /^ao vivo desde (\d{2}:\d{2})$/, notLive: /ao vivo/i, auth: 'erro de autenticação, não conectado',
+    finished: 'Finalizado', exp: 'token válido até ' },
+};
+
+const hhmm = (d) => String(d.getHours()).padStart(2, '0') + ':' + String(d.getMinutes()).padStart(2, '0');
+
+// language checks a live page in lang: <html lang>, its labels, the header's live line
+// and the token's expiry in 24-hour time (exp: the token's, in this machine's zone, as
+// the browser's), no AM/PM anywhere, and a seed status in that language.
+async function language(page, lang, exp) {
+  const w = WORDS[lang];
+  const v = await page.evaluate(() => ({
+    lang: document.documentElement.lang,
+    title: document.querySelector('#appointments-title').textContent,
+    queue: document.querySelector('#queue-title').textContent,
+    conn: document.querySelector('#conn-label').textContent.trim(),
+    header: document.querySelector('#live-since').textContent,
+    headerState: document.querySelector('#live-since').dataset.state,
+    signOut: document.querySelector('#sign-out').hidden ? null : document.querySelector('#sign-out').textContent,
+    exp: document.querySelector('#account-exp').textContent,
+    text: document.body.innerText,
+    finished: Array.from(document.querySelectorAll('.status'), (e) => [e.dataset.name, e.textContent])
+      .filter(([n]) => n === 'Finalizado').map(([, t]) => t),
+  }));
+  const bad = [];
+  if (v.lang !== lang) bad.push(`<html lang="${v.lang}">`);
+  if (v.title !== w.title || v.queue !== w.queue) bad.push(`panel titles "${v.title}", "${v.queue}"`);
+  if (v.conn !== w.live) bad.push(`connection label "${v.conn}"`);
+  if (v.headerState !== 'live' || !w.header.test(v.header)) bad.push(`header "${v.header}" (${v.headerState})`);
+  if (v.signOut !== w.signOut) bad.push(`sign-out control "${v.signOut}"`);
+  if (v.exp !== w.exp + hhmm(exp)) bad.push(`expiry "${v.exp}", want "${w.exp}${hhmm(exp)}"`);
+  if (/\b\d{1,2}:\d{2}\s*(AM|PM|a\.\s?m\.|p\.\s?m\.)/i.test(v.text)) bad.push('a 12-hour time');
+  if (!v.finished.length || v.finished.some((t) => t !== w.finished)) bad.push(`Finalizado shown as ${JSON.stringify(v.finished)}`);
+  if (bad.length) fail(`the ${lang} page: ${bad.join('; ')}`);
+}
+
+// notLive checks that a page refused its token says so in its header, in lang, with
+// no word of live; and that it forgot the token.
+async function notLive(page, lang) {
+  const w = WORDS[lang];
+  const v = await page.evaluate(() => ({
+    state: document.querySelector('#live-since').dataset.state,
+    text: document.querySelector('#live-since').textContent,
+    subtitle: document.querySelector('.subtitle').textContent,
+    lang: document.documentElement.lang,
+    stored: Object.keys(sessionStorage).join(','),
+  }));
+  if (v.state !== 'auth' || v.text !== w.auth || w.notLive.test(v.subtitle) || v.lang !== lang) {
+    fail(`a refused token's header reads "${v.subtitle}" (state ${v.state}, lang ${v.lang}), want "${w.auth}"`);
+  }
+  if (v.stored) fail(`a refused token is still stored: ${v.stored}`);
+  return v.subtitle;
+}
+
+// reloads checks that a live page reconnects after a reload without asking for the
+// token, and that after sign-out a reload asks for it.
+async function reloads(page) {
+  await page.reload({ waitUntil: 'domcontentloaded' });
+  await waitFor(page, 'a reload did not reconnect with the tab\'s token', () =>
+    document.querySelector('#conn').dataset.state === 'live' && !document.querySelector('#token-dialog').open &&
+    document.querySelectorAll('#appointments > li').length > 0);
+  if (page.url().includes('token=')) fail(`the token is in the address bar after a reload: ${page.url()}`);
+  await page.click('#sign-out');
+  await waitFor(page, 'sign-out did not forget the token and ask for one', () =>
+    document.querySelector('#token-dialog').open && sessionStorage.length === 0 &&
+    document.querySelector('#conn').dataset.state === 'idle' && document.querySelector('#live-since').dataset.state === 'offline' &&
+    document.querySelectorAll('#appointments > li').length === 0);
+  await page.reload({ waitUntil: 'domcontentloaded' });
+  await waitFor(page, 'a reload after sign-out did not ask for the token', () =>
+    document.querySelector('#token-dialog').open && document.querySelector('#conn').dataset.state === 'idle' &&
+    sessionStorage.length === 0);
 }
 
 // beforeOpen writes rows before the page opens: today's appointments (in statuses the
@@ -293,14 +376,17 @@ async function loaded(page, rows, release) {
 
 async function main() {
   const base = new URL(opts.url);
+  const tokenExp = new Date(JSON.parse(Buffer.from(base.searchParams.get('token').split('.')[1], 'base64url')).exp * 1000);
+  const chromeArgs = [
+    '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync',
+  ];
+  let ptBrowser = null;
   const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'notifier-chromium-'));
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: opts.chromium,
     headless: true,
-    args: [
-      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    ],
+    args: chromeArgs,
     viewport: { width: 1280, height: 800 },
     deviceScaleFactor: 1,
     locale: 'en-US',
@@ -358,7 +444,7 @@ async function main() {
 
     const queue = await rows(page, 'queue');
     if (new Set(queue).size !== queue.length) fail(`the check-in queue lists an appointment twice: ${queue.join(',')}`);
-    const queueStatuses = await page.evaluate(() => Array.from(document.querySelectorAll('#queue > li .status'), (e) => e.textContent));
+    const queueStatuses = await page.evaluate(() => Array.from(document.querySelectorAll('#queue > li .status'), (e) => e.dataset.name));
     if (queueStatuses.some((s) => s !== 'Check-in')) fail(`queue rows with another status: ${queueStatuses.join(',')}`);
     const colours = await page.evaluate(() => Array.from(document.querySelectorAll('#appointments > li .status'),
       (e) => getComputedStyle(e).getPropertyValue('--c').trim()));
@@ -368,10 +454,11 @@ async function main() {
     if (doctorChips.some((n) => n === 0)) fail(`doctors without procedures: ${doctorChips.join(',')}`);
 
     const stored = await page.evaluate(() => ({
-      local: localStorage.length, session: sessionStorage.length, cookie: document.cookie,
+      local: localStorage.length, session: Object.keys(sessionStorage).join(','), cookie: document.cookie,
       url: location.href, dialogOpen: document.querySelector('#token-dialog').open,
     }));
-    if (stored.local || stored.session || stored.cookie) fail(`something was stored: ${JSON.stringify(stored)}`);
+    if (stored.local || stored.session !== 'notifier.token' || stored.cookie) fail(`stored other than the tab's token: ${JSON.stringify(stored)}`);
+    await language(page, 'en', tokenExp);
     if (stored.dialogOpen) fail('the token dialog is open on a live dashboard');
     const events = Number((await page.textContent('#event-count')).replace(/\D/g, ''));
     const age = await page.textContent('#event-age');
@@ -426,6 +513,7 @@ async function main() {
     await waitFor(bad, 'a bad token did not show the auth error', () =>
       document.querySelector('#conn').dataset.state === 'auth' && document.querySelector('#token-dialog').open);
     result.authError = (await bad.textContent('#token-error')).trim();
+    result.authHeader = await notLive(bad, 'en');
     if (opts.authShot) await bad.screenshot({ path: opts.authShot });
 
     // A snapshot refused as busy (503, Retry-After: 1): the page says which list and
@@ -452,7 +540,26 @@ async function main() {
     await waitFor(busy, 'the page did not take the lists again after Retry-After', () =>
       document.querySelector('#conn').dataset.state === 'live' && document.querySelector('#banner').hidden &&
       document.querySelectorAll('#doctors > li').length > 0);
+    await reloads(busy);
     await busy.close();
+
+    // The same in Portuguese: a second browser whose language is pt-BR.
+    seen.phase = 'pt-BR';
+    ptBrowser = await chromium.launch({ executablePath: opts.chromium, headless: true, args: chromeArgs });
+    const pt = await ptBrowser.newContext({ locale: 'pt-BR', viewport: { width: 1280, height: 800 } });
+    const ptPage = await pt.newPage();
+    watch(ptPage, 'pt-BR');
+    await ptPage.goto(opts.url, { waitUntil: 'domcontentloaded' });
+    await waitFor(ptPage, 'the pt-BR page did not go live', () =>
+      document.querySelector('#conn').dataset.state === 'live' && document.querySelectorAll('#appointments > li').length > 0);
+    await language(ptPage, 'pt-BR', tokenExp);
+    const ptBad = await pt.newPage();
+    watch(ptBad, 'bad');
+    await ptBad.goto(base.origin + '/?token=not-a-token', { waitUntil: 'domcontentloaded' });
+    await waitFor(ptBad, 'a bad token did not show the auth error in pt-BR', () =>
+      document.querySelector('#conn').dataset.state === 'auth' && document.querySelector('#token-dialog').open);
+    result.authHeaderPt = await notLive(ptBad, 'pt-BR');
+    result.languages = ['en', 'pt-BR'];
 
     // The bad token's snapshot requests are refused (401), which Chromium also logs.
     // Any other error is a bug.
@@ -461,6 +568,7 @@ async function main() {
     if (seen.external.length) fail(`requests outside the notifier: ${seen.external.join(', ')}`);
     process.stdout.write(JSON.stringify({ done: result }) + '\n');
   } finally {
+    if (ptBrowser) await ptBrowser.close();
     await context.close();
     fs.rmSync(userDataDir, { recursive: true, force: true });
   }

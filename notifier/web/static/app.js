@@ -12,8 +12,10 @@
 // connection resumes by Socket.IO's own recovery; when the server cannot resume
 // (notifier.resync, a reconnection it did not recover, or a new UTC day) the page
 // takes the snapshots again. No framework, no build step. The access token lives in
-// this closure only: never in storage, cookies or the URL (it is removed from the
-// address bar as soon as it is read).
+// this closure and in the tab's sessionStorage (so that a reload reconnects), never in
+// persistent storage, cookies or the URL (it is removed from the address bar as soon as it
+// is read); signing out or a token the server refuses clears it. The page speaks
+// pt-BR or English, after the browser's languages (STRINGS), with 24-hour times.
 (function () {
   'use strict';
 
@@ -35,15 +37,141 @@
   // gone before it could be read: its delete follows), the membership rule, the order
   // (the list's own: a live row takes its place as a reload would put it) and the row.
   var LISTS = [
-    { name: 'appointments.today', title: "today's appointments", panel: 'appointments', table: 'appointments', whole: 'status',
+    { name: 'appointments.today', title: 'listAppointments', panel: 'appointments', table: 'appointments', whole: 'status',
       member: isToday, order: byDay, row: appointmentRow },
-    { name: 'appointments.checkin', title: 'the check-in queue', panel: 'queue', table: 'appointments', whole: 'status',
+    { name: 'appointments.checkin', title: 'listQueue', panel: 'queue', table: 'appointments', whole: 'status',
       member: isCheckedIn, order: byArrival, row: queuedRow },
-    { name: 'doctors', title: 'the doctors', panel: 'doctors', table: 'doctors', whole: 'doctorProcedures',
+    { name: 'doctors', title: 'listDoctors', panel: 'doctors', table: 'doctors', whole: 'doctorProcedures',
       member: isListed, order: byName, row: doctorRow },
   ];
 
   var $ = function (id) { return document.getElementById(id); };
+
+  // ---- language -------------------------------------------------------------------
+
+  // STRINGS holds every text the page shows, per language; index.html's elements with
+  // data-i18n (data-i18n-aria: their aria-label) take theirs on start. Status names are
+  // the clinic's (Portuguese in the seed): English shows the seed's in English.
+  var STRINGS = {
+    en: {
+      title: 'Clinic live board',
+      loading: 'Loading lists', connecting: 'Connecting', live: 'Live', reconnecting: 'Reconnecting',
+      recovered: 'Recovered', auth: 'Auth error', offline: 'Disconnected', idle: 'Not connected',
+      headerConnecting: 'connecting…', headerLive: function (t) { return 'live since ' + t; },
+      headerReconnecting: 'reconnecting…', headerAuth: 'auth error, not connected', headerOffline: 'not connected',
+      eventsReceived: 'events received', noneYet: 'none yet', last: function (a) { return 'last ' + a; },
+      lastEventId: function (id) { return 'Last event id ' + id; },
+      changeToken: 'Change token', enterToken: 'Enter token', signOut: 'Sign out', dismiss: 'Dismiss',
+      account: function (id) { return 'Account ' + id; },
+      validUntil: function (t) { return 'token valid until ' + t; },
+      apptTitle: "Today's appointments", apptSub: 'Booked for today (UTC), by time',
+      apptEmpty: 'Nothing booked for today',
+      apptEmptyText: "Today's appointments appear here, and new ones the moment the clinic saves them.",
+      queueTitle: 'Check-in queue', queueSub: 'Patients waiting, in order of arrival', queueEmpty: 'Nobody waiting',
+      queueEmptyText: 'Patients join the queue when reception checks them in.',
+      doctorsTitle: 'Doctors', doctorsSub: 'By name, with their procedures', doctorsEmpty: 'No doctors yet',
+      doctorsEmptyText: "The clinic's doctors appear here, with the procedures they perform and whether they are busy.",
+      dialogTitle: 'Connect to the live board',
+      dialogText: "Paste an access token for your clinic's account. The page keeps it for this tab only (sessionStorage) until you sign out or close the tab.",
+      tokenLabel: 'Access token', hintTesting: 'Testing?', hintPrints: 'prints one.', cancel: 'Cancel', connect: 'Connect',
+      pasteFirst: 'Paste a token first.', unknownReason: 'unknown reason',
+      refused: function (r) { return 'The server refused this token: ' + r + '.'; },
+      expired: 'The token expired. Paste a fresh one to continue where the board left off.',
+      tokenExpired: 'token expired', listsNotLoaded: 'lists not loaded',
+      couldNotLoadLists: function (e) { return 'Could not load the lists: ' + e + '.'; },
+      couldNotLoad: function (title, list, status, reason) {
+        return 'Could not load ' + title + ' (' + list + '): ' + (status ? 'HTTP ' + status + ', ' : '') + reason;
+      },
+      tryingAgain: function (w) { return ' Trying again in ' + w + ' s.'; },
+      retry: 'Retry', retryNow: 'Retry now', reconnect: 'Reconnect',
+      noClient: 'The Socket.IO client did not load; reload the page.',
+      serverEnded: function (r) { return 'The server ended the connection' + (r ? ' (' + r + ')' : '') + '.'; },
+      attempt: function (n) { return 'attempt ' + n; },
+      listAppointments: "today's appointments", listQueue: 'the check-in queue', listDoctors: 'the doctors',
+      unknownStatus: 'Unknown', appointmentN: function (id) { return 'Appointment #' + id; },
+      unnamedPatient: 'Unnamed patient', noDoctor: 'No doctor', detailsUnavailable: 'Details unavailable',
+      doctorN: function (id) { return 'Doctor #' + id; }, busy: 'Busy', noProcedures: 'No procedures yet',
+      justNow: 'just now', secondsAgo: function (n) { return n + ' s ago'; },
+      minutesAgo: function (n) { return n + ' min ago'; }, hoursAgo: function (n) { return n + ' h ago'; },
+      justArrived: 'just arrived', waiting: function (m) { return 'waiting ' + m + ' min'; },
+      waitingHours: function (h, m) { return 'waiting ' + h + ' h ' + m + ' min'; },
+      statuses: { Agendado: 'Scheduled', 'Check-in': 'Checked in', 'Em atendimento': 'In service',
+        Finalizado: 'Finished', Cancelado: 'Cancelled' },
+    },
+    'pt-BR': {
+      title: 'Painel ao vivo da clínica',
+      loading: 'Carregando listas', connecting: 'Conectando', live: 'Ao vivo', reconnecting: 'Reconectando',
+      recovered: 'Recuperado', auth: 'Erro de autenticação', offline: 'Desconectado', idle: 'Não conectado',
+      headerConnecting: 'conectando…', headerLive: function (t) { return 'ao vivo desde ' + t; },
+      headerReconnecting: 'reconectando…', headerAuth: 'erro de autenticação, não conectado', headerOffline: 'não conectado',
+      eventsReceived: 'eventos recebidos', noneYet: 'nenhum ainda', last: function (a) { return 'último ' + a; },
+      lastEventId: function (id) { return 'Id do último evento ' + id; },
+      changeToken: 'Trocar token', enterToken: 'Informar token', signOut: 'Sair', dismiss: 'Fechar',
+      account: function (id) { return 'Conta ' + id; },
+      validUntil: function (t) { return 'token válido até ' + t; },
+      apptTitle: 'Consultas de hoje', apptSub: 'Marcadas para hoje (UTC), por horário',
+      apptEmpty: 'Nada marcado para hoje',
+      apptEmptyText: 'As consultas de hoje aparecem aqui, e as novas assim que a clínica as salva.',
+      queueTitle: 'Fila de check-in', queueSub: 'Pacientes aguardando, por ordem de chegada', queueEmpty: 'Ninguém aguardando',
+      queueEmptyText: 'Os pacientes entram na fila quando a recepção faz o check-in.',
+      doctorsTitle: 'Médicos', doctorsSub: 'Por nome, com seus procedimentos', doctorsEmpty: 'Nenhum médico ainda',
+      doctorsEmptyText: 'Os médicos da clínica aparecem aqui, com os procedimentos que realizam e se estão ocupados.',
+      dialogTitle: 'Conectar ao painel ao vivo',
+      dialogText: 'Cole um token de acesso da conta da sua clínica. A página o guarda só nesta aba (sessionStorage) até você sair ou fechar a aba.',
+      tokenLabel: 'Token de acesso', hintTesting: 'Testando?', hintPrints: 'gera um.', cancel: 'Cancelar', connect: 'Conectar',
+      pasteFirst: 'Cole um token primeiro.', unknownReason: 'motivo desconhecido',
+      refused: function (r) { return 'O servidor recusou este token: ' + r + '.'; },
+      expired: 'O token expirou. Cole um novo para continuar de onde o painel parou.',
+      tokenExpired: 'token expirado', listsNotLoaded: 'listas não carregadas',
+      couldNotLoadLists: function (e) { return 'Não foi possível carregar as listas: ' + e + '.'; },
+      couldNotLoad: function (title, list, status, reason) {
+        return 'Não foi possível carregar ' + title + ' (' + list + '): ' + (status ? 'HTTP ' + status + ', ' : '') + reason;
+      },
+      tryingAgain: function (w) { return ' Nova tentativa em ' + w + ' s.'; },
+      retry: 'Tentar de novo', retryNow: 'Tentar agora', reconnect: 'Reconectar',
+      noClient: 'O cliente Socket.IO não carregou; recarregue a página.',
+      serverEnded: function (r) { return 'O servidor encerrou a conexão' + (r ? ' (' + r + ')' : '') + '.'; },
+      attempt: function (n) { return 'tentativa ' + n; },
+      listAppointments: 'as consultas de hoje', listQueue: 'a fila de check-in', listDoctors: 'os médicos',
+      unknownStatus: 'Desconhecido', appointmentN: function (id) { return 'Consulta nº ' + id; },
+      unnamedPatient: 'Paciente sem nome', noDoctor: 'Sem médico', detailsUnavailable: 'Detalhes indisponíveis',
+      doctorN: function (id) { return 'Médico nº ' + id; }, busy: 'Ocupado', noProcedures: 'Nenhum procedimento ainda',
+      justNow: 'agora mesmo', secondsAgo: function (n) { return 'há ' + n + ' s'; },
+      minutesAgo: function (n) { return 'há ' + n + ' min'; }, hoursAgo: function (n) { return 'há ' + n + ' h'; },
+      justArrived: 'acabou de chegar', waiting: function (m) { return 'aguardando ' + m + ' min'; },
+      waitingHours: function (h, m) { return 'aguardando ' + h + ' h ' + m + ' min'; },
+      statuses: {},
+    },
+  };
+
+  // LANG is pt-BR for a browser that prefers any Portuguese, English otherwise.
+  var LANG = (function () {
+    var langs = navigator.languages && navigator.languages.length ? navigator.languages : [navigator.language || ''];
+    for (var i = 0; i < langs.length; i++) {
+      if (/^pt\b/i.test(String(langs[i]))) return 'pt-BR';
+      if (/^en\b/i.test(String(langs[i]))) return 'en';
+    }
+    return 'en';
+  })();
+  var T = STRINGS[LANG];
+
+  // Times are 24-hour in either language.
+  var timeFormat = new Intl.DateTimeFormat(LANG, { hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
+  var todayFormat = new Intl.DateTimeFormat(LANG, { weekday: 'long', day: 'numeric', month: 'long' });
+  var dayFormat = new Intl.DateTimeFormat(LANG, { day: 'numeric', month: 'short' });
+  var numberFormat = new Intl.NumberFormat(LANG);
+
+  function translate() {
+    document.documentElement.lang = LANG;
+    Array.prototype.forEach.call(document.querySelectorAll('[data-i18n]'), function (e) {
+      var s = T[e.dataset.i18n];
+      if (typeof s === 'string') e.textContent = s;
+    });
+    Array.prototype.forEach.call(document.querySelectorAll('[data-i18n-aria]'), function (e) {
+      var s = T[e.dataset.i18nAria];
+      if (typeof s === 'string') e.setAttribute('aria-label', s);
+    });
+  }
 
   var state = {
     token: null,
@@ -61,6 +189,8 @@
     lastOffset: null,
   };
   var recoveredTimer = 0;
+  var liveSince = null; // when the connection last became live; null while it is not
+  var TOKEN_KEY = 'notifier.token'; // the tab's sessionStorage
   var retryTimer = 0;
 
   // ---- token ----------------------------------------------------------------------
@@ -74,6 +204,44 @@
     window.history.replaceState(window.history.state, '', url.pathname + url.search + url.hash);
     token = token.trim();
     return token || null;
+  }
+
+  // The token is kept for the tab (sessionStorage: this tab only, gone when it closes,
+  // never sent by the browser), so that a reload reconnects; storage may be disabled.
+  function storedToken() {
+    try {
+      return window.sessionStorage.getItem(TOKEN_KEY) || null;
+    } catch (e) {
+      return null;
+    }
+  }
+
+  function storeToken(token) {
+    try {
+      if (token) window.sessionStorage.setItem(TOKEN_KEY, token);
+      else window.sessionStorage.removeItem(TOKEN_KEY);
+    } catch (e) {
+      // storage disabled: the token stays in memory only
+    }
+  }
+
+  // forgetToken drops a token the server refused: a reload asks for another.
+  function forgetToken() {
+    storeToken(null);
+  }
+
+  // signOut forgets the token and leaves the board, asking for a token.
+  function signOut() {
+    state.generation++;
+    window.clearTimeout(retryTimer);
+    closeSocket();
+    storeToken(null);
+    state.token = null;
+    resetLists();
+    hideBanner();
+    showAccount();
+    setConn('idle');
+    openTokenDialog('');
   }
 
   // claims decodes the token's payload for display only; the server verifies it.
@@ -94,12 +262,13 @@
     var c = state.token ? claims(state.token) : null;
     var account = c && (c.accountId !== undefined ? String(c.accountId) : null);
     state.account = account;
-    $('token-open').textContent = state.token ? 'Change token' : 'Enter token';
+    $('token-open').textContent = state.token ? T.changeToken : T.enterToken;
+    $('sign-out').hidden = !state.token;
     $('account').hidden = !account;
     if (!account) return;
-    $('account-name').textContent = 'Account ' + account;
+    $('account-name').textContent = T.account(account);
     var exp = c && typeof c.exp === 'number' ? new Date(c.exp * 1000) : null;
-    $('account-exp').textContent = exp ? 'token valid until ' + hhmm(exp) : '';
+    $('account-exp').textContent = exp ? T.validUntil(hhmm(exp)) : '';
   }
 
   function openTokenDialog(message) {
@@ -121,21 +290,26 @@
 
   // ---- connection -----------------------------------------------------------------
 
-  var CONN_LABELS = {
-    loading: 'Loading lists',
-    connecting: 'Connecting',
-    live: 'Live',
-    reconnecting: 'Reconnecting',
-    recovered: 'Recovered',
-    auth: 'Auth error',
-    offline: 'Disconnected',
-    idle: 'Not connected',
+  // HEADER is the header's wording of each connection state: it reads live only
+  // while the connection is.
+  var HEADER = {
+    loading: 'connecting', connecting: 'connecting', live: 'live', recovered: 'live',
+    reconnecting: 'reconnecting', auth: 'auth', offline: 'offline', idle: 'offline',
+  };
+  var HEADER_TEXT = {
+    connecting: 'headerConnecting', reconnecting: 'headerReconnecting', auth: 'headerAuth', offline: 'headerOffline',
   };
 
   function setConn(s, detail) {
     var el = $('conn');
     el.dataset.state = s;
-    $('conn-label').textContent = CONN_LABELS[s] + (detail ? ' · ' + detail : '');
+    $('conn-label').textContent = T[s] + (detail ? ' · ' + detail : '');
+    var header = HEADER[s];
+    if (header !== 'live') liveSince = null;
+    else if (!liveSince) liveSince = new Date();
+    var since = $('live-since');
+    since.dataset.state = header;
+    since.textContent = header === 'live' ? T.headerLive(hhmm(liveSince)) : T[HEADER_TEXT[header]];
     window.clearTimeout(recoveredTimer);
     if (s === 'recovered') {
       recoveredTimer = window.setTimeout(function () {
@@ -147,6 +321,7 @@
   function connect(token) {
     var previous = state.account;
     state.token = token;
+    storeToken(token);
     showAccount();
     closeTokenDialog();
     hideBanner();
@@ -258,32 +433,32 @@
   // offers a retry.
   function refused(err) {
     if (!(err instanceof SnapshotError)) {
-      setConn('offline', 'lists not loaded');
-      showBanner('Could not load the lists: ' + String(err) + '.', 'Retry', load);
+      setConn('offline', T.listsNotLoaded);
+      showBanner(T.couldNotLoadLists(String(err)), T.retry, load);
       return;
     }
-    var what = 'Could not load ' + err.list.title + ' (' + err.list.name + '): ' +
-      (err.status ? 'HTTP ' + err.status + ', ' : '') + (err.reason || 'unknown reason');
+    var what = T.couldNotLoad(T[err.list.title], err.list.name, err.status, err.reason || T.unknownReason);
     if (err.status === 401) {
+      forgetToken();
       setConn('auth', err.reason);
-      openTokenDialog('The server refused this token: ' + (err.reason || 'unknown reason') + '.');
+      openTokenDialog(T.refused(err.reason || T.unknownReason));
       return;
     }
     if (err.status === 503) {
       var wait = err.retryAfter > 0 ? Math.min(err.retryAfter, 300) : RETRY_AFTER;
-      setConn('offline', 'lists not loaded');
-      showBanner(what + '. Trying again in ' + wait + ' s.', 'Retry now', load);
+      setConn('offline', T.listsNotLoaded);
+      showBanner(what + '.' + T.tryingAgain(wait), T.retryNow, load);
       retryTimer = window.setTimeout(function () { hideBanner(); load(); }, wait * 1000);
       return;
     }
-    setConn('offline', 'lists not loaded');
-    showBanner(what + '.', 'Retry', load);
+    setConn('offline', T.listsNotLoaded);
+    showBanner(what + '.', T.retry, load);
   }
 
   function openSocket() {
     if (typeof window.io !== 'function') {
       setConn('offline');
-      showBanner('The Socket.IO client did not load; reload the page.');
+      showBanner(T.noClient);
       return;
     }
     state.connectedOnce = false;
@@ -320,12 +495,13 @@
       }
       if (reason === 'io client disconnect') return;
       if (state.serverReason === 'token expired') {
-        setConn('auth', 'token expired');
-        openTokenDialog('The token expired. Paste a fresh one to continue where the board left off.');
+        forgetToken();
+        setConn('auth', T.tokenExpired);
+        openTokenDialog(T.expired);
         return;
       }
       setConn('offline');
-      showBanner('The server ended the connection' + (state.serverReason ? ' (' + state.serverReason + ')' : '') + '.', 'Reconnect', function () {
+      showBanner(T.serverEnded(state.serverReason), T.reconnect, function () {
         setConn('connecting');
         socket.connect();
       });
@@ -337,11 +513,12 @@
         return;
       }
       // Refused by the server (bad or expired token): the client does not retry.
+      forgetToken();
       setConn('auth', err && err.message);
-      openTokenDialog('The server refused this token: ' + ((err && err.message) || 'unknown reason') + '.');
+      openTokenDialog(T.refused((err && err.message) || T.unknownReason));
     });
     socket.io.on('reconnect_attempt', function (n) {
-      setConn('reconnecting', n > 1 ? 'attempt ' + n : '');
+      setConn('reconnecting', n > 1 ? T.attempt(n) : '');
     });
 
     // The server cannot replay from where the lists are: take them again.
@@ -496,7 +673,7 @@
         if (place) place.textContent = String(i + 1);
       });
     }
-    $(l.panel + '-count').textContent = list.rows.size.toLocaleString();
+    $(l.panel + '-count').textContent = numberFormat.format(list.rows.size);
     $(l.panel + '-empty').hidden = list.rows.size > 0;
   }
 
@@ -519,8 +696,8 @@
     state.events++;
     state.lastEventAt = Date.now();
     if (typeof offset === 'string') state.lastOffset = offset;
-    $('event-count').textContent = state.events.toLocaleString();
-    $('events').title = state.lastOffset ? 'Last event id ' + state.lastOffset : '';
+    $('event-count').textContent = numberFormat.format(state.events);
+    $('events').title = state.lastOffset ? T.lastEventId(state.lastOffset) : '';
     tick();
   }
 
@@ -569,7 +746,9 @@
   function statusChip(status) {
     var known = status && status.id !== undefined && status.id !== null ? state.statuses.get(String(status.id)) : null;
     var s = known || status;
-    var chip = el('span', 'status', (s && s.name) || 'Unknown');
+    var raw = s && s.name;
+    var chip = el('span', 'status', raw ? T.statuses[raw] || raw : T.unknownStatus);
+    if (raw) chip.dataset.name = raw;
     if (status && status.id !== undefined && status.id !== null) chip.dataset.status = String(status.id);
     if (s && typeof s.color === 'string' && validColor.test(s.color)) {
       chip.style.setProperty('--c', s.color);
@@ -577,7 +756,7 @@
     return chip;
   }
 
-  var money = new Intl.NumberFormat('pt-BR', { style: 'currency', currency: 'BRL' });
+  var money = new Intl.NumberFormat(LANG, { style: 'currency', currency: 'BRL' });
 
   function price(p) {
     var n = p === null || p === undefined ? NaN : Number(p);
@@ -595,7 +774,7 @@
   }
 
   function hhmm(d) {
-    return d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+    return timeFormat.format(d);
   }
 
   function localDay(d) {
@@ -619,15 +798,15 @@
     time.appendChild(el('span', 'time-end', a.endTime || ''));
     if (typeof a.date === 'string' && a.date.slice(0, 10) !== localDay(new Date())) {
       var d = new Date(a.date.slice(0, 10) + 'T00:00:00');
-      if (!isNaN(d)) time.appendChild(el('span', 'time-day', d.toLocaleDateString([], { day: 'numeric', month: 'short' })));
+      if (!isNaN(d)) time.appendChild(el('span', 'time-day', dayFormat.format(d)));
     }
     row.appendChild(time);
 
     var main = el('div', 'main');
-    main.appendChild(el('div', 'name', name(a.patient, a.partial || !a.patient ? 'Appointment #' + a.id : 'Unnamed patient')));
+    main.appendChild(el('div', 'name', name(a.patient, a.partial || !a.patient ? T.appointmentN(a.id) : T.unnamedPatient)));
     var proc = procedureOf(a);
-    var details = [name(a.doctor, 'No doctor'), proc ? proc.name : null].filter(Boolean).join(' · ');
-    main.appendChild(el('div', 'detail', a.doctor || proc ? details : 'Details unavailable'));
+    var details = [name(a.doctor, T.noDoctor), proc ? proc.name : null].filter(Boolean).join(' · ');
+    main.appendChild(el('div', 'detail', a.doctor || proc ? details : T.detailsUnavailable));
     row.appendChild(main);
 
     var side = el('div', 'side');
@@ -646,7 +825,7 @@
     row.dataset.id = String(a.id);
     row.appendChild(el('span', 'position', ''));
     var main = el('div', 'main');
-    main.appendChild(el('div', 'name', name(a.patient, 'Appointment #' + a.id)));
+    main.appendChild(el('div', 'name', name(a.patient, T.appointmentN(a.id))));
     var proc = procedureOf(a);
     var parts = [a.startTime, proc ? proc.name : null, name(a.doctor, null)];
     main.appendChild(el('div', 'detail', parts.filter(Boolean).join(' · ')));
@@ -684,9 +863,9 @@
 
     var main = el('div', 'main');
     var head = el('div', 'doctor-head');
-    head.appendChild(el('span', 'name', name(d, 'Doctor #' + d.id)));
+    head.appendChild(el('span', 'name', name(d, T.doctorN(d.id))));
     if (d.crm) head.appendChild(el('span', 'crm', 'CRM ' + d.crm));
-    if (d.isBusy === true) head.appendChild(el('span', 'busy', 'Busy'));
+    if (d.isBusy === true) head.appendChild(el('span', 'busy', T.busy));
     main.appendChild(head);
     var contact = [d.email, d.phone].filter(Boolean).join(' · ');
     if (contact) main.appendChild(el('div', 'detail', contact));
@@ -698,7 +877,7 @@
       if (p) chip.appendChild(el('span', 'chip-price', p));
       chips.appendChild(chip);
     });
-    if (!chips.children.length) chips.appendChild(el('li', 'chip chip-none', 'No procedures yet'));
+    if (!chips.children.length) chips.appendChild(el('li', 'chip chip-none', T.noProcedures));
     main.appendChild(chips);
     row.appendChild(main);
     return row;
@@ -708,24 +887,24 @@
 
   function ago(ms) {
     var s = Math.max(0, Math.round(ms / 1000));
-    if (s < 2) return 'just now';
-    if (s < 60) return s + 's ago';
+    if (s < 2) return T.justNow;
+    if (s < 60) return T.secondsAgo(s);
     var m = Math.floor(s / 60);
-    if (m < 60) return m + ' min ago';
-    return Math.floor(m / 60) + ' h ago';
+    if (m < 60) return T.minutesAgo(m);
+    return T.hoursAgo(Math.floor(m / 60));
   }
 
   function waited(since) {
     var m = Math.floor(Math.max(0, Date.now() - since) / 60000);
-    if (m < 1) return 'just arrived';
-    if (m < 60) return 'waiting ' + m + ' min';
-    return 'waiting ' + Math.floor(m / 60) + ' h ' + (m % 60) + ' min';
+    if (m < 1) return T.justArrived;
+    if (m < 60) return T.waiting(m);
+    return T.waitingHours(Math.floor(m / 60), m % 60);
   }
 
   var ticks = 0;
 
   function tick() {
-    $('event-age').textContent = state.lastEventAt ? 'last ' + ago(Date.now() - state.lastEventAt) : 'none yet';
+    $('event-age').textContent = state.lastEventAt ? T.last(ago(Date.now() - state.lastEventAt)) : T.noneYet;
     if (ticks++ % 10 !== 0) return;
     Array.prototype.forEach.call($('queue').querySelectorAll('.wait'), function (w) {
       w.textContent = waited(Number(w.dataset.since));
@@ -737,15 +916,14 @@
   // ---- start ----------------------------------------------------------------------
 
   function start() {
-    var opened = new Date();
-    $('today').textContent = opened.toLocaleDateString([], { weekday: 'long', day: 'numeric', month: 'long' }) +
-      ' · open since ' + hhmm(opened);
+    translate();
+    $('today').textContent = todayFormat.format(new Date());
 
     $('token-form').addEventListener('submit', function (e) {
       e.preventDefault();
       var token = $('token-input').value.replace(/\s+/g, '');
       if (!token) {
-        $('token-error').textContent = 'Paste a token first.';
+        $('token-error').textContent = T.pasteFirst;
         $('token-error').hidden = false;
         return;
       }
@@ -753,6 +931,7 @@
     });
     $('token-cancel').addEventListener('click', closeTokenDialog);
     $('token-open').addEventListener('click', function () { openTokenDialog(''); });
+    $('sign-out').addEventListener('click', signOut);
     $('banner-close').addEventListener('click', hideBanner);
     $('banner-action').addEventListener('click', function () {
       var action = bannerAction;
@@ -761,7 +940,7 @@
     });
     window.setInterval(tick, 1000);
 
-    var token = takeTokenFromURL();
+    var token = takeTokenFromURL() || storedToken();
     if (token) {
       connect(token);
     } else {
