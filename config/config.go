@@ -6,8 +6,11 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
+	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -31,6 +34,13 @@ type Config struct {
 	Rules    Rules    `mapstructure:"rules"`
 	Snapshot Snapshot `mapstructure:"snapshot"`
 	Fleet    Fleet    `mapstructure:"fleet"`
+	Watch    Watch    `mapstructure:"watch"`
+}
+
+// Watch is what `notifier watch` connects with, unless it mints tokens (--account).
+type Watch struct {
+	Token     string `mapstructure:"token"`      // a dashboard token; after Load, also what token_file held
+	TokenFile string `mapstructure:"token_file"` // the token in a file (not writable by others)
 }
 
 // Fleet makes instances that share a database enrich each event once: one leads,
@@ -213,18 +223,74 @@ var defaults = map[string]any{
 	"fleet.advertise_url":                      "",
 	"fleet.lease":                              5 * time.Second,
 	"fleet.secret":                             "",
+	"watch.token":                              "",
+	"watch.token_file":                         "",
 }
 
 // Flags maps command-line flag names to configuration keys; Load reads each flag that
-// exists in the flag set it is given and was set.
+// exists in the flag set it is given and was set. No secret is among them: a command
+// line shows in ps and in shell history (RemovedFlag).
 var Flags = map[string]string{
-	"database-url": "database.url",
-	"http-addr":    "http.addr",
-	"jwt-secret":   "auth.jwt_secret",
-	"log-level":    "logging.level",
-	"log-format":   "logging.format",
-	"rules":        "rules.file",
-	"dir":          "rules.dir",
+	"database-url":    "database.url",
+	"http-addr":       "http.addr",
+	"jwt-secret-file": "auth.jwt_secret_file",
+	"log-level":       "logging.level",
+	"log-format":      "logging.format",
+	"rules":           "rules.file",
+	"dir":             "rules.dir",
+	"token-file":      "watch.token_file",
+}
+
+// RemovedFlag returns the error for a flag that once carried a secret (--jwt-secret,
+// watch's --token), saying where the secret goes now; nil for any other name.
+func RemovedFlag(name string) error {
+	var instead string
+	switch name {
+	case "jwt-secret":
+		instead = "NOTIFIER_AUTH_JWT_SECRET, auth.jwt_secret_file (--jwt-secret-file) or the config file"
+	case "token":
+		instead = "NOTIFIER_WATCH_TOKEN or watch.token_file (--token-file)"
+	default:
+		return nil
+	}
+	return fmt.Errorf("%w: --%s: a secret is not taken on the command line, which ps and shell history show: use %s", ErrInvalid, name, instead)
+}
+
+// envPrefix starts the environment variable of every key (NOTIFIER_HTTP_ADDR for
+// http.addr); testEnvPrefix starts the tests' own variables, which Load ignores.
+const (
+	envPrefix     = "NOTIFIER_"
+	testEnvPrefix = "NOTIFIER_TEST_"
+)
+
+// envName is the environment variable of key.
+func envName(key string) string {
+	return envPrefix + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+}
+
+// unknownEnv refuses a NOTIFIER_* variable of environ that names no key (a misspelt
+// NOTIFIER_HTTP_ADR would otherwise leave http.addr at its default without a word),
+// NOTIFIER_TEST_* aside. Names are matched whole: keys contain underscores too.
+func unknownEnv(environ []string) error {
+	known := make([]string, 0, len(defaults))
+	for k := range defaults {
+		known = append(known, envName(k))
+	}
+	slices.Sort(known)
+	var unknown []string
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, envPrefix) && !strings.HasPrefix(name, testEnvPrefix) {
+			if _, found := slices.BinarySearch(known, name); !found {
+				unknown = append(unknown, name)
+			}
+		}
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	slices.Sort(unknown)
+	return fmt.Errorf("%w: environment %s: unknown key%s", ErrInvalid, unknown[0], suggest(unknown[0], known))
 }
 
 // unknownKeys refuses a key of the file that no setting has (a misspelt http.adr would
@@ -235,12 +301,49 @@ func unknownKeys(file string) error {
 	if err := fv.ReadInConfig(); err != nil {
 		return fmt.Errorf("%w: config file %s: %v", ErrInvalid, file, err)
 	}
-	for _, k := range fv.AllKeys() {
+	keys := fv.AllKeys()
+	slices.Sort(keys)
+	for _, k := range keys {
 		if _, ok := defaults[k]; !ok {
-			return fmt.Errorf("%w: config file %s: unknown key %q", ErrInvalid, file, k)
+			return fmt.Errorf("%w: config file %s: unknown key %q%s", ErrInvalid, file, k, suggest(k, slices.Sorted(maps.Keys(defaults))))
 		}
 	}
 	return nil
+}
+
+// suggest returns " (did you mean K?)" for the first of the sorted names nearest to
+// name, if one is a few edits away; else "".
+func suggest(name string, names []string) string {
+	best, bestDist := "", 3 // more edits than this is another word
+	for _, n := range names {
+		if d := editDistance(name, n); d < bestDist {
+			best, bestDist = n, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return " (did you mean " + best + "?)"
+}
+
+// editDistance is the Levenshtein distance between a and b, in bytes.
+func editDistance(a, b string) int {
+	prev, cur := make([]int, len(b)+1), make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 // eventName is the syntax of event names (internal/rules makes the same demand).
@@ -250,13 +353,17 @@ var eventName = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,99}$`)
 var ErrInvalid = errors.New("invalid configuration")
 
 // Load reads the configuration: defaults, then file (if not empty), then NOTIFIER_*
-// environment variables (NOTIFIER_HTTP_ADDR for http.addr), then flags.
+// environment variables (NOTIFIER_HTTP_ADDR for http.addr), then flags. A NOTIFIER_*
+// variable that names no key is an error; NOTIFIER_TEST_* is left to the tests.
 func Load(file string, flags *pflag.FlagSet) (Config, error) {
+	if err := unknownEnv(os.Environ()); err != nil {
+		return Config{}, err
+	}
 	v := viper.New()
 	for k, val := range defaults {
 		v.SetDefault(k, val)
 	}
-	v.SetEnvPrefix("NOTIFIER")
+	v.SetEnvPrefix(strings.TrimSuffix(envPrefix, "_"))
 	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
 	v.AutomaticEnv()
 	if file != "" {
@@ -304,6 +411,13 @@ func Load(file string, flags *pflag.FlagSet) (Config, error) {
 			return Config{}, invalid("auth.jwt_secret_file", "%v", err)
 		}
 		c.Auth.JWTSecret = string(secret)
+	}
+	if c.Watch.TokenFile != "" {
+		token, err := auth.ReadSecret(c.Watch.Token, c.Watch.TokenFile)
+		if err != nil {
+			return Config{}, invalid("watch.token_file", "%v", err)
+		}
+		c.Watch.Token = string(token)
 	}
 	return c, nil
 }
@@ -419,6 +533,8 @@ func (c *Config) validateCommon() error {
 		return invalid("auth.jwks_url", "set auth.public_key_file or auth.jwks_url, not both")
 	case c.Auth.JWTSecret != "" && c.Auth.JWTSecretFile != "":
 		return invalid("auth.jwt_secret_file", "set auth.jwt_secret or auth.jwt_secret_file, not both")
+	case c.Watch.Token != "" && c.Watch.TokenFile != "":
+		return invalid("watch.token_file", "set watch.token or watch.token_file, not both")
 	case c.Auth.JWKSRefresh < time.Second:
 		return invalid("auth.jwks_refresh", "must be at least 1s, got %s", c.Auth.JWKSRefresh)
 	case c.Auth.JWKSMinRefresh <= 0 || c.Auth.JWKSMinRefresh > c.Auth.JWKSRefresh:
@@ -523,7 +639,7 @@ func (c Config) RequireSecret() error {
 	case c.Auth.Algorithm != auth.AlgHS256:
 		return invalid("auth.algorithm", "minting tokens needs HS256; with %s, tokens come from your issuer", c.Auth.Algorithm)
 	case c.Auth.JWTSecret == "":
-		return invalid("auth.jwt_secret", "required (NOTIFIER_AUTH_JWT_SECRET, --jwt-secret or auth.jwt_secret_file)")
+		return invalid("auth.jwt_secret", "required (NOTIFIER_AUTH_JWT_SECRET, or auth.jwt_secret_file: --jwt-secret-file)")
 	case len(c.Auth.JWTSecret) < 32:
 		return invalid("auth.jwt_secret", "must be at least 32 bytes for HS256, got %d", len(c.Auth.JWTSecret))
 	}

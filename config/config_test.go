@@ -35,6 +35,17 @@ func envName(key string) string {
 	return "NOTIFIER_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
 }
 
+// writeSecret writes s and a newline to a file only its owner may read, and returns
+// its path.
+func writeSecret(t *testing.T, s string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(path, []byte(s+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // writeFile writes a YAML config file into a temp dir and returns its path.
 func writeFile(t *testing.T, body string) string {
 	t.Helper()
@@ -183,6 +194,7 @@ var everyKey = []struct {
 	{"fleet.advertise_url", "http://10.0.0.5:8080", "http://10.0.0.5:8080"},
 	{"fleet.lease", "3s", "3s"},
 	{"fleet.secret", fleetSecret, fleetSecret},
+	{"watch.token", "a.dashboard.token", "a.dashboard.token"},
 }
 
 const fleetSecret = "fleet-secret-fleet-secret-fleet-secret"
@@ -211,6 +223,7 @@ var everyKeyConfig = config.Config{
 	Rules:    config.Rules{File: "/etc/notifier/rules.yaml", Dir: "/etc/notifier/migrations"},
 	Snapshot: config.Snapshot{MaxConcurrent: 2, MaxQueued: 0, MaxItems: 500, CursorTTL: 5 * time.Second},
 	Fleet:    config.Fleet{AdvertiseURL: "http://10.0.0.5:8080", Lease: 3 * time.Second, Secret: fleetSecret},
+	Watch:    config.Watch{Token: "a.dashboard.token"},
 }
 
 // TestEveryKeyCovered keeps everyKey in step with Config: a key without a default is
@@ -221,9 +234,9 @@ func TestEveryKeyCovered(t *testing.T) {
 	for _, k := range everyKey {
 		covered = append(covered, k.key)
 	}
-	// Keys that exclude one another (the algorithm and its key source) are covered by
-	// TestAuthKeys instead.
-	covered = append(covered, "auth.algorithm", "auth.jwt_secret_file", "auth.public_key_file", "auth.jwks_url")
+	// Keys that exclude one another (the algorithm and its key source, a token and its
+	// file) are covered by TestAuthKeys and TestWatchToken instead.
+	covered = append(covered, "auth.algorithm", "auth.jwt_secret_file", "auth.public_key_file", "auth.jwks_url", "watch.token_file")
 	want := keys(reflect.TypeFor[config.Config](), "")
 	slices.Sort(want)
 	slices.Sort(covered)
@@ -279,18 +292,25 @@ func TestPrecedence(t *testing.T) {
 		t.Errorf("file+env+flags: http.addr = %q, logging.level = %q, want :1003 and error", c.HTTP.Addr, c.Logging.Level)
 	}
 	// Every flag reaches its key.
-	t.Setenv("NOTIFIER_AUTH_JWT_SECRET", "from-env")
+	secretFile, tokenFile := writeSecret(t, secret), writeSecret(t, "a.dashboard.token")
+	t.Setenv("NOTIFIER_AUTH_JWT_SECRET_FILE", writeSecret(t, "from-env-from-env-from-env-from-env"))
+	t.Setenv("NOTIFIER_WATCH_TOKEN_FILE", writeSecret(t, "from.env.token"))
 	c = mustLoad(t, "", flagSet(t,
 		"--database-url", "postgres://flag@h/db",
 		"--http-addr", ":1004",
-		"--jwt-secret", secret,
+		"--jwt-secret-file", secretFile,
 		"--log-level", "debug",
-		"--log-format", "text"))
+		"--log-format", "text",
+		"--rules", "/r.yaml",
+		"--dir", "/migrations",
+		"--token-file", tokenFile))
 	want := defaults()
 	want.Database.URL = "postgres://flag@h/db"
 	want.HTTP.Addr = ":1004"
-	want.Auth.JWTSecret = secret
+	want.Auth.JWTSecret, want.Auth.JWTSecretFile = secret, secretFile
 	want.Logging = config.Logging{Level: "debug", Format: "text"}
+	want.Rules = config.Rules{File: "/r.yaml", Dir: "/migrations"}
+	want.Watch = config.Watch{Token: "a.dashboard.token", TokenFile: tokenFile}
 	checkConfig(t, c, want)
 }
 
@@ -516,12 +536,88 @@ func TestAuthKeys(t *testing.T) {
 // setting silently left at its default.
 func TestUnknownFileKey(t *testing.T) {
 	t.Parallel()
-	for _, body := range []string{"http:\n  adr: \":9000\"\n", "loggin:\n  level: debug\n", "events_allow: [a]\n"} {
+	for body, says := range map[string]string{
+		"http:\n  adr: \":9000\"\n": `unknown key "http.adr" (did you mean http.addr?)`,
+		"loggin:\n  level: debug\n": `unknown key "loggin.level" (did you mean logging.level?)`,
+		"events_allow: [a]\n":       `unknown key "events_allow"`,
+	} {
 		_, err := config.Load(writeFile(t, body), nil)
-		if !errors.Is(err, config.ErrInvalid) || !strings.Contains(err.Error(), "unknown key") || strings.Contains(err.Error(), "\n") {
-			t.Errorf("file %q: error %v, want one line naming the unknown key", body, err)
+		if !errors.Is(err, config.ErrInvalid) || !strings.HasSuffix(err.Error(), says) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("file %q: error %v, want one line ending %s", body, err, says)
 		}
 	}
+}
+
+// TestUnknownEnvKey: a NOTIFIER_* variable that names no key is a one-line error
+// naming it (with the key it is nearest to, if any), not a setting silently left at
+// its default; keys with underscores of their own are matched whole.
+func TestUnknownEnvKey(t *testing.T) {
+	t.Setenv("NOTIFIER_HTTP_MAX_CONNECTIONS_PER_ACCOUNT", "7")
+	t.Setenv("NOTIFIER_SOCKETIO_MAX_UNAUTHENTICATED_PER_ADDRESS", "8")
+	if c := mustLoad(t, "", nil); c.HTTP.MaxConnectionsPerAccount != 7 || c.SocketIO.MaxUnauthenticatedPerAddress != 8 {
+		t.Fatalf("keys with underscores: %+v, %+v", c.HTTP, c.SocketIO)
+	}
+	for _, tc := range []struct{ name, want string }{
+		{"NOTIFIER_HTTP_ADR", "invalid configuration: environment NOTIFIER_HTTP_ADR: unknown key (did you mean NOTIFIER_HTTP_ADDR?)"},
+		{"NOTIFIER_HTTP_MAX_CONNECTIONS_PER_ACCOUNTS", "invalid configuration: environment NOTIFIER_HTTP_MAX_CONNECTIONS_PER_ACCOUNTS: unknown key (did you mean NOTIFIER_HTTP_MAX_CONNECTIONS_PER_ACCOUNT?)"},
+		{"NOTIFIER_HTTP", "invalid configuration: environment NOTIFIER_HTTP: unknown key"},
+		{"NOTIFIER_FLEET_COST", "invalid configuration: environment NOTIFIER_FLEET_COST: unknown key"},
+		{"NOTIFIER_JWT_SECRET", "invalid configuration: environment NOTIFIER_JWT_SECRET: unknown key"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv(tc.name, "") // empty is set too
+			_, err := config.Load("", nil)
+			if !errors.Is(err, config.ErrInvalid) || err.Error() != tc.want {
+				t.Errorf("error %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestTestEnvIgnored: NOTIFIER_TEST_* belongs to the tests, never to the notifier.
+func TestTestEnvIgnored(t *testing.T) {
+	t.Setenv("NOTIFIER_TEST_DATABASE_URL", "postgres://test@h/db")
+	t.Setenv("NOTIFIER_TEST_HTTP_ADDR", ":1")
+	checkConfig(t, mustLoad(t, "", nil), defaults())
+}
+
+// TestRemovedSecretFlags: no flag carries a secret; the ones that did are refused in
+// one line saying where the secret goes now, without echoing anything.
+func TestRemovedSecretFlags(t *testing.T) {
+	t.Parallel()
+	for name, key := range config.Flags {
+		if (strings.Contains(key, "secret") && !strings.HasSuffix(key, "_file")) || key == "watch.token" {
+			t.Errorf("flag --%s carries the secret %s", name, key)
+		}
+	}
+	for name, says := range map[string]string{"jwt-secret": "NOTIFIER_AUTH_JWT_SECRET", "token": "NOTIFIER_WATCH_TOKEN"} {
+		if _, ok := config.Flags[name]; ok {
+			t.Errorf("--%s is still a flag", name)
+		}
+		err := config.RemovedFlag(name)
+		checkInvalid(t, err, "--"+name)
+		if !strings.Contains(err.Error(), says) || !strings.Contains(err.Error(), "file") {
+			t.Errorf("error %q does not point to %s or a file", err, says)
+		}
+	}
+	if err := config.RemovedFlag("http-addr"); err != nil {
+		t.Errorf("RemovedFlag(http-addr) = %v, want nil", err)
+	}
+}
+
+// TestWatchToken: watch's token comes from watch.token or the file watch.token_file
+// names, never both.
+func TestWatchToken(t *testing.T) {
+	t.Parallel()
+	tokenFile := writeSecret(t, "a.dashboard.token")
+	c := mustLoad(t, writeFile(t, "watch:\n  token_file: "+tokenFile+"\n"), nil)
+	if c.Watch.Token != "a.dashboard.token" {
+		t.Errorf("token from the file = %q", c.Watch.Token)
+	}
+	_, err := config.Load(writeFile(t, "watch:\n  token: t\n  token_file: "+tokenFile+"\n"), nil)
+	checkInvalid(t, err, "watch.token_file")
+	_, err = config.Load(writeFile(t, "watch:\n  token_file: /nonexistent/token\n"), nil)
+	checkInvalid(t, err, "watch.token_file")
 }
 
 // TestRequireServe: serve with nothing set names every missing setting at once.

@@ -30,8 +30,8 @@ import (
 
 // Knobs of TestRandomized.
 const (
-	envRandomSeed     = "NOTIFIER_RANDOM_SEED"
-	envRandomDuration = "NOTIFIER_RANDOM_DURATION"
+	envRandomSeed     = "NOTIFIER_TEST_RANDOM_SEED"
+	envRandomDuration = "NOTIFIER_TEST_RANDOM_DURATION"
 	randomDuration    = 15 * time.Second // of writing, by default
 	randomWriters     = 4
 	randomStmtTimeout = 300 * time.Millisecond // database.statement_timeout for this test
@@ -48,8 +48,8 @@ var randomAccounts = []int64{1, 2, 3}
 // built only from what committed says which events each client must have received,
 // with which facts, in which order; every client's stream is checked against it.
 //
-// Seeded: NOTIFIER_RANDOM_SEED replays the same writes, faults and client actions (the
-// scheduling of goroutines and of PostgreSQL still varies); NOTIFIER_RANDOM_DURATION
+// Seeded: NOTIFIER_TEST_RANDOM_SEED replays the same writes, faults and client actions (the
+// scheduling of goroutines and of PostgreSQL still varies); NOTIFIER_TEST_RANDOM_DURATION
 // sets how long the writers write.
 func TestRandomized(t *testing.T) {
 	t.Parallel()

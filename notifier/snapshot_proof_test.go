@@ -26,10 +26,10 @@ import (
 
 // Knobs of TestSnapshotThenFollow.
 const (
-	envSnapSeed     = "NOTIFIER_SNAPSHOT_SEED"
-	envSnapDuration = "NOTIFIER_SNAPSHOT_DURATION"
-	envSnapTouch    = "NOTIFIER_SNAPSHOT_TOUCH" // "0": writers never touch updatedAt alone (Prisma does; the default)
-	snapDuration    = 10 * time.Second          // of writing, by default
+	envSnapSeed     = "NOTIFIER_TEST_SNAPSHOT_SEED"
+	envSnapDuration = "NOTIFIER_TEST_SNAPSHOT_DURATION"
+	envSnapTouch    = "NOTIFIER_TEST_SNAPSHOT_TOUCH" // "0": writers never touch updatedAt alone (Prisma does; the default)
+	snapDuration    = 10 * time.Second               // of writing, by default
 	snapWriters     = 4
 	snapClients     = 50
 	snapCatchUp     = 2 * time.Minute // bound of the final wait for every client
@@ -58,8 +58,8 @@ const (
 //     snapshots (checked against plain SQL on the tables) must equal every client's
 //     lists exactly: same ids, same payloads, none missing, none twice, none stale.
 //
-// Seeded: NOTIFIER_SNAPSHOT_SEED replays the same writes and client choices (the
-// scheduling still varies); NOTIFIER_SNAPSHOT_DURATION sets how long writers write.
+// Seeded: NOTIFIER_TEST_SNAPSHOT_SEED replays the same writes and client choices (the
+// scheduling still varies); NOTIFIER_TEST_SNAPSHOT_DURATION sets how long writers write.
 func TestSnapshotThenFollow(t *testing.T) {
 	t.Parallel()
 	seed := uint64(time.Now().UnixNano())

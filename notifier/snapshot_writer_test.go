@@ -62,7 +62,7 @@ type snapWriter struct {
 	pool  *pgxpool.Pool
 	rng   *rand.Rand
 	today time.Time // 00:00 UTC
-	touch bool      // also updates that change only updatedAt (unless NOTIFIER_SNAPSHOT_TOUCH=0)
+	touch bool      // also updates that change only updatedAt (unless NOTIFIER_TEST_SNAPSHOT_TOUCH=0)
 	m     snapModel
 	tx    pgx.Tx
 	sp    int
@@ -263,7 +263,7 @@ VALUES ($1::timestamp, $2, '23:59', $3, $4, $5, $6, $7) RETURNING id`,
 		_, err := tx.Exec(ctx, `UPDATE appointments SET "accountId" = $1, "doctorId" = $2, "patientId" = $3, notes = $4, "updatedAt" = `+snapNow+` WHERE id = $5`,
 			to, w.orNull(snapDoctors[to]), w.orNull(snapPatients[to]), w.word(), id)
 		return err
-	case p < 79: // Prisma's touch: only updatedAt changes (on unless NOTIFIER_SNAPSHOT_TOUCH=0)
+	case p < 79: // Prisma's touch: only updatedAt changes (on unless NOTIFIER_TEST_SNAPSHOT_TOUCH=0)
 		if !w.touch {
 			return nil
 		}

@@ -148,7 +148,7 @@ token for account 1 (valid 12h):
 connect a dashboard of your own:
   plain WebSocket:  ws://%[1]s/ws?access_token=<token>
   Socket.IO:        io("http://%[1]s", { auth: { token } })
-  terminal:         notifier watch --url http://%[1]s --token <token> --snapshot
+  terminal:         NOTIFIER_WATCH_TOKEN=<token> notifier watch --url http://%[1]s --snapshot
   its lists first:  curl -H "Authorization: Bearer <token>" http://%[1]s/v1/snapshot/appointments.today
 
 tokens for other accounts (this demo's secret):

@@ -45,14 +45,6 @@ const (
 // updated, status.changed and checkin.
 var fleetEvents = []string{"appointments.created", "appointments.updated", "appointments.status.changed", "appointments.checkin"}
 
-// fleetEnv holds NOTIFIER_FLEET_COST and NOTIFIER_FLEET_SEED as they were when the
-// test binary started: TestMain unsets every NOTIFIER_* variable before the tests run,
-// and package initialisation is the only moment that comes before it.
-var fleetEnv = map[string]string{
-	"NOTIFIER_FLEET_COST": os.Getenv("NOTIFIER_FLEET_COST"),
-	"NOTIFIER_FLEET_SEED": os.Getenv("NOTIFIER_FLEET_SEED"),
-}
-
 // noKeepAlive serves /readyz probes without idle connections left behind for goleak.
 var noKeepAlive = &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 
@@ -878,18 +870,18 @@ func diff(got, want []int64) string {
 		len(got), len(want), dups, missing, foreign, order)
 }
 
-// fleetSeed is the stream's seed: NOTIFIER_FLEET_SEED or the clock, logged to reproduce.
+// fleetSeed is the stream's seed: NOTIFIER_TEST_FLEET_SEED or the clock, logged to reproduce.
 func fleetSeed(t *testing.T) uint64 {
 	t.Helper()
 	seed := uint64(time.Now().UnixNano())
-	if s := fleetEnv["NOTIFIER_FLEET_SEED"]; s != "" {
+	if s := os.Getenv("NOTIFIER_TEST_FLEET_SEED"); s != "" {
 		n, err := strconv.ParseUint(s, 10, 64)
 		if err != nil {
-			t.Fatalf("NOTIFIER_FLEET_SEED: %v", err)
+			t.Fatalf("NOTIFIER_TEST_FLEET_SEED: %v", err)
 		}
 		seed = n
 	}
-	t.Logf("seed %d (NOTIFIER_FLEET_SEED reproduces the stream)", seed)
+	t.Logf("seed %d (NOTIFIER_TEST_FLEET_SEED reproduces the stream)", seed)
 	return seed
 }
 
@@ -1225,10 +1217,10 @@ func TestFleetDrain(t *testing.T) {
 // before and after, the notifier's backends apart) per event, and the connections each
 // instance holds (pg_stat_activity, matched to the instance by client port). It writes
 // the figures to the test log and /tmp/notifier-fleet-cost.txt. Skipped unless
-// NOTIFIER_FLEET_COST=1.
+// NOTIFIER_TEST_FLEET_COST=1.
 func TestFleetCost(t *testing.T) {
-	if fleetEnv["NOTIFIER_FLEET_COST"] != "1" {
-		t.Skip("NOTIFIER_FLEET_COST=1 measures the fleet's cost to PostgreSQL")
+	if os.Getenv("NOTIFIER_TEST_FLEET_COST") != "1" {
+		t.Skip("NOTIFIER_TEST_FLEET_COST=1 measures the fleet's cost to PostgreSQL")
 	}
 	seed := fleetSeed(t)
 	cluster, cs := pgtest.Cluster(t)

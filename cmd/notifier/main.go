@@ -6,7 +6,7 @@
 //	notifier token --account N      print a token for testing
 //	notifier demo                   a throwaway Postgres, the clinic schema, the service,
 //	                                a simulated clinic and the dashboard at /
-//	notifier watch --token T        print a running notifier's events in the terminal
+//	notifier watch --account N      print a running notifier's events in the terminal
 //
 // Exit status: 0 on success, 1 on a runtime failure, 2 on bad configuration or usage.
 package main

@@ -28,7 +28,8 @@ import (
 
 func TestMain(m *testing.M) {
 	// The tests set the configuration they mean; a NOTIFIER_* variable from the
-	// caller's shell would leak into every command (pgtest's own variable stays).
+	// caller's shell would leak into every command (NOTIFIER_TEST_*, the tests' own,
+	// stays: the notifier ignores it).
 	for _, name := range notifierEnv(os.Environ()) {
 		os.Unsetenv(name)
 	}
@@ -44,7 +45,7 @@ func notifierEnv(env []string) []string {
 	var out []string
 	for _, kv := range env {
 		name, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(name, "NOTIFIER_") && name != pgtest.EnvDatabaseURL {
+		if strings.HasPrefix(name, "NOTIFIER_") && !strings.HasPrefix(name, "NOTIFIER_TEST_") {
 			out = append(out, name)
 		}
 	}
@@ -138,10 +139,20 @@ func writeConfig(t *testing.T, body string) string {
 	return path
 }
 
+// secretFile writes s to a file only its owner may read and returns its path.
+func secretFile(t *testing.T, s string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(path, []byte(s+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 func TestToken(t *testing.T) {
 	t.Parallel()
 	before := time.Now()
-	out := mustCLI(t, "token", "--account", "42", "--ttl", "2m", "--jwt-secret", secret)
+	out := mustCLI(t, "token", "--account", "42", "--ttl", "2m", "--jwt-secret-file", secretFile(t, secret))
 	if strings.Count(out, "\n") != 1 || !strings.HasSuffix(out, "\n") {
 		t.Errorf("output %q: want the token on one line", out)
 	}
@@ -155,7 +166,7 @@ func TestToken(t *testing.T) {
 	}
 
 	before = time.Now()
-	c = verify(t, mustCLI(t, "token", "--account", "1", "--jwt-secret", secret), secret, auth.DefaultAccountClaim)
+	c = verify(t, mustCLI(t, "token", "--account", "1", "--jwt-secret-file", secretFile(t, secret)), secret, auth.DefaultAccountClaim)
 	if lo, hi := before.Add(time.Hour-time.Second), time.Now().Add(time.Hour); c.AccountID != 1 || c.ExpiresAt.Before(lo) || c.ExpiresAt.After(hi) {
 		t.Errorf("default ttl: claims %+v, want account 1 expiring in 1h", c)
 	}
@@ -163,18 +174,19 @@ func TestToken(t *testing.T) {
 
 func TestTokenConfigFile(t *testing.T) {
 	t.Parallel()
-	file := writeConfig(t, fmt.Sprintf("auth:\n  jwt_secret: %s\n  account_claim: tenant\n", secret))
+	file := writeConfig(t, fmt.Sprintf("auth:\n  jwt_secret_file: %s\n  account_claim: tenant\n", secretFile(t, secret)))
 	out := mustCLI(t, "--config", file, "token", "--account", "7")
 	if c := verify(t, out, secret, "tenant"); c.AccountID != 7 {
 		t.Errorf("account = %d, want 7", c.AccountID)
 	}
 	// A flag beats the file.
-	out = mustCLI(t, "token", "--config", file, "--account", "7", "--jwt-secret", otherSecret)
+	out = mustCLI(t, "token", "--config", file, "--account", "7", "--jwt-secret-file", secretFile(t, otherSecret))
 	verify(t, out, otherSecret, "tenant")
 }
 
 func TestUsageErrors(t *testing.T) {
 	t.Parallel()
+	sf, short := secretFile(t, secret), secretFile(t, "too-short")
 	for _, tc := range []struct {
 		args []string
 		want error
@@ -182,24 +194,29 @@ func TestUsageErrors(t *testing.T) {
 	}{
 		{[]string{"bogus"}, errUsage, "bogus"},
 		{[]string{"--bogus"}, errUsage, "--bogus"},
-		{[]string{"token", "--jwt-secret", secret}, errUsage, "--account"},
-		{[]string{"token", "--jwt-secret", secret, "--account", "0"}, errUsage, "--account"},
-		{[]string{"token", "--jwt-secret", secret, "--account", "-3"}, errUsage, "--account"},
-		{[]string{"token", "--jwt-secret", secret, "--account", "x"}, errUsage, "--account"},
-		{[]string{"token", "--jwt-secret", secret, "--account", "1", "--ttl", "500ms"}, errUsage, "--ttl"},
-		{[]string{"token", "--jwt-secret", secret, "--account", "1", "--ttl", "0"}, errUsage, "--ttl"},
-		{[]string{"token", "--jwt-secret", secret, "--account", "1", "extra"}, errUsage, "extra"},
+		{[]string{"token", "--jwt-secret-file", sf}, errUsage, "--account"},
+		{[]string{"token", "--jwt-secret-file", sf, "--account", "0"}, errUsage, "--account"},
+		{[]string{"token", "--jwt-secret-file", sf, "--account", "-3"}, errUsage, "--account"},
+		{[]string{"token", "--jwt-secret-file", sf, "--account", "x"}, errUsage, "--account"},
+		{[]string{"token", "--jwt-secret-file", sf, "--account", "1", "--ttl", "500ms"}, errUsage, "--ttl"},
+		{[]string{"token", "--jwt-secret-file", sf, "--account", "1", "--ttl", "0"}, errUsage, "--ttl"},
+		{[]string{"token", "--jwt-secret-file", sf, "--account", "1", "extra"}, errUsage, "extra"},
 		{[]string{"token", "--account", "1"}, config.ErrInvalid, "auth.jwt_secret"},
-		{[]string{"token", "--account", "1", "--jwt-secret", "too-short"}, config.ErrInvalid, "auth.jwt_secret"},
-		{[]string{"token", "--account", "1", "--jwt-secret", secret, "--log-level", "loud"}, config.ErrInvalid, "logging.level"},
-		{[]string{"token", "--account", "1", "--jwt-secret", secret, "--config", "/nonexistent/notifier.yaml"}, config.ErrInvalid, "/nonexistent/notifier.yaml"},
+		{[]string{"token", "--account", "1", "--jwt-secret-file", short}, config.ErrInvalid, "auth.jwt_secret"},
+		{[]string{"token", "--account", "1", "--jwt-secret-file", sf, "--log-level", "loud"}, config.ErrInvalid, "logging.level"},
+		{[]string{"token", "--account", "1", "--jwt-secret-file", sf, "--config", "/nonexistent/notifier.yaml"}, config.ErrInvalid, "/nonexistent/notifier.yaml"},
+		{[]string{"token", "--account", "1", "--jwt-secret-file", "/nonexistent/secret"}, config.ErrInvalid, "auth.jwt_secret_file"},
+		// Secrets are never flags: the removed ones say where the secret goes now.
+		{[]string{"token", "--account", "1", "--jwt-secret", secret}, config.ErrInvalid, "NOTIFIER_AUTH_JWT_SECRET"},
+		{[]string{"--jwt-secret=" + secret, "serve"}, config.ErrInvalid, "auth.jwt_secret_file"},
+		{[]string{"watch", "--token", "t"}, config.ErrInvalid, "NOTIFIER_WATCH_TOKEN"},
 		{[]string{"migrate"}, errUsage, "up, down, status"},
 		{[]string{"migrate", "sideways"}, errUsage, `"sideways"`},
 		{[]string{"migrate", "up", "down"}, errUsage, "one of"},
 		{[]string{"migrate", "status"}, config.ErrInvalid, "database.url"},
 		{[]string{"migrate", "up", "--database-url", "postgres://u:p%zz@h/db"}, config.ErrInvalid, "database.url"},
 		{[]string{"serve", "extra"}, errUsage, "extra"},
-		{[]string{"serve", "--jwt-secret", secret}, config.ErrInvalid, "database.url"},
+		{[]string{"serve", "--jwt-secret-file", sf}, config.ErrInvalid, "database.url"},
 		{[]string{"serve", "--database-url", "postgres://h/db"}, config.ErrInvalid, "auth.jwt_secret"},
 		{[]string{"demo", "extra"}, errUsage, "extra"},
 	} {
@@ -433,7 +450,6 @@ func TestFlagsWinOverEnv(t *testing.T) {
 	t.Setenv("NOTIFIER_DATABASE_URL", unreachableURL(t))
 	t.Setenv("NOTIFIER_AUTH_JWT_SECRET", otherSecret)
 	checkStatus(t, "pending", "--database-url", url)
-	verify(t, mustCLI(t, "token", "--account", "3", "--jwt-secret", secret), secret, auth.DefaultAccountClaim)
 
 	t.Setenv("NOTIFIER_LOGGING_LEVEL", "loud")
 	if _, _, err := cli(t, "token", "--account", "3"); !errors.Is(err, config.ErrInvalid) {
@@ -454,14 +470,43 @@ func TestEnvWinsOverFile(t *testing.T) {
 
 func TestBadConfigFromEnv(t *testing.T) {
 	t.Setenv("NOTIFIER_HUB_MAX_LAG", "0")
+	t.Setenv("NOTIFIER_AUTH_JWT_SECRET", secret)
 	for _, args := range [][]string{
-		{"token", "--account", "1", "--jwt-secret", secret},
+		{"token", "--account", "1"},
 		{"migrate", "status", "--database-url", unreachableURL(t)},
-		{"serve", "--database-url", unreachableURL(t), "--jwt-secret", secret},
+		{"serve", "--database-url", unreachableURL(t)},
 	} {
 		_, _, err := cli(t, args...)
 		if !errors.Is(err, config.ErrInvalid) || !strings.Contains(err.Error(), "hub.max_lag") {
 			t.Errorf("notifier %s with NOTIFIER_HUB_MAX_LAG=0: %v, want an invalid configuration naming hub.max_lag", strings.Join(args, " "), err)
+		}
+	}
+}
+
+// TestUnknownEnvKey: every command that loads the configuration refuses a NOTIFIER_*
+// variable that names no key, in one line naming it, before doing anything; the
+// tests' NOTIFIER_TEST_* variables are not the notifier's.
+func TestUnknownEnvKey(t *testing.T) {
+	t.Setenv("NOTIFIER_AUTH_JWT_SECRET", secret)
+	t.Setenv("NOTIFIER_TEST_UNKNOWN_TO_THE_NOTIFIER", "1")
+	verify(t, mustCLI(t, "token", "--account", "1"), secret, auth.DefaultAccountClaim)
+
+	t.Setenv("NOTIFIER_HTTP_ADR", ":1")
+	// Each would fail at once on something else (or succeed) without the check.
+	for _, args := range [][]string{
+		{"serve"},
+		{"config", "check"},
+		{"token", "--account", "1"},
+		{"migrate", "sql"},
+		{"migrate", "status"},
+		{"rules", "check", "--rules", messagesExample},
+		{"watch"},
+		{"demo", "--rate", "-1"},
+	} {
+		out, _, err := cli(t, args...)
+		const want = "invalid configuration: environment NOTIFIER_HTTP_ADR: unknown key (did you mean NOTIFIER_HTTP_ADDR?)"
+		if !errors.Is(err, config.ErrInvalid) || err.Error() != want || out != "" {
+			t.Errorf("notifier %s with NOTIFIER_HTTP_ADR: error %v, stdout %.80q; want %q and nothing printed", strings.Join(args, " "), err, out, want)
 		}
 	}
 }
@@ -577,6 +622,23 @@ func TestBinary(t *testing.T) {
 	t.Run("unknown flag", func(t *testing.T) {
 		t.Parallel()
 		check(t, nil, 2, "--bogus", "token", "--bogus")
+	})
+	t.Run("unknown env key", func(t *testing.T) {
+		t.Parallel()
+		for _, args := range [][]string{{"serve"}, {"config", "check"}, {"token", "--account", "1"}} {
+			check(t, append([]string{"NOTIFIER_HTTP_ADR=:1"}, secretEnv...), 2, "environment NOTIFIER_HTTP_ADR: unknown key", args...)
+		}
+	})
+	t.Run("test variable ignored", func(t *testing.T) {
+		t.Parallel()
+		check(t, append([]string{"NOTIFIER_TEST_UNKNOWN_TO_THE_NOTIFIER=1"}, secretEnv...), 0, "", "token", "--account", "1")
+	})
+	t.Run("secret flag", func(t *testing.T) {
+		t.Parallel()
+		if r := check(t, nil, 2, "NOTIFIER_AUTH_JWT_SECRET", "token", "--account", "1", "--jwt-secret", secret); strings.Contains(r.stderr, secret) {
+			t.Errorf("stderr %q echoes the secret", r.stderr)
+		}
+		check(t, nil, 2, "NOTIFIER_WATCH_TOKEN", "watch", "--token", "t")
 	})
 	t.Run("unreachable database", func(t *testing.T) {
 		t.Parallel()

@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/pgnotifier/notifier/config"
 	"github.com/pgnotifier/notifier/internal/auth"
@@ -35,11 +36,19 @@ func newRoot() *cobra.Command {
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return fmt.Errorf("%w: %v", errUsage, err) })
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		var unknown *pflag.NotExistError
+		if errors.As(err, &unknown) {
+			if removed := config.RemovedFlag(unknown.GetSpecifiedName()); removed != nil {
+				return removed
+			}
+		}
+		return fmt.Errorf("%w: %v", errUsage, err)
+	})
 	pf := root.PersistentFlags()
 	pf.String("config", "", "YAML configuration file")
 	pf.String("database-url", "", "PostgreSQL URL (NOTIFIER_DATABASE_URL)")
-	pf.String("jwt-secret", "", "HS256 secret for dashboard tokens (NOTIFIER_AUTH_JWT_SECRET)")
+	pf.String("jwt-secret-file", "", "file holding the HS256 secret for dashboard tokens (auth.jwt_secret_file; or NOTIFIER_AUTH_JWT_SECRET)")
 	pf.String("log-level", "", "debug, info, warn or error (NOTIFIER_LOGGING_LEVEL)")
 	pf.String("log-format", "", "json or text (NOTIFIER_LOGGING_FORMAT)")
 	root.AddCommand(newServe(), newMigrate(), newRules(), newToken(), newDemo(), newWatch(), newVersion(), newConfig())

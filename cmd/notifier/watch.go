@@ -18,7 +18,7 @@ const watchTokenTTL = time.Hour
 
 func newWatch() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "watch [--url ws://localhost:8080/ws] (--token T | --account N) [--snapshot [--lists a,b]]",
+		Use:   "watch [--url ws://localhost:8080/ws] [--token-file F | --account N] [--snapshot [--lists a,b]]",
 		Short: "Follow a running notifier like a dashboard and print each event",
 		Long: "watch connects to a running notifier's /ws as a dashboard does and prints one line\n" +
 			"per event (time, event, id, summary), or each frame's JSON with --json. After a\n" +
@@ -26,8 +26,10 @@ func newWatch() *cobra.Command {
 			"With --snapshot it first prints the snapshot lists (GET /v1/snapshot/{list}: a\n" +
 			"header per list and a line per item, or {\"list\":…,\"item\":…} lines with --json),\n" +
 			"then follows from where they are, so that nothing is missed or printed twice.\n" +
-			"The token is --token, or one minted for --account with auth.jwt_secret (which\n" +
-			"also replaces a token that expires). Events go to stdout, notices to stderr.",
+			"The token is watch.token (NOTIFIER_WATCH_TOKEN), or the file watch.token_file\n" +
+			"(--token-file) holds; or one minted for --account with auth.jwt_secret (which also\n" +
+			"replaces a token that expires). Never a flag: ps and shell history show those.\n" +
+			"Events go to stdout, notices to stderr.",
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) > 0 {
 				return fmt.Errorf("%w: watch takes no arguments, got %q", errUsage, args)
@@ -38,8 +40,8 @@ func newWatch() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.String("url", "ws://localhost:8080/ws", "the notifier's /ws URL, or its base URL (http://host:port gets ws:// and /ws)")
-	f.String("token", "", "dashboard token (JWT) to connect with")
-	f.Int64("account", 0, "mint tokens for this account with auth.jwt_secret (NOTIFIER_AUTH_JWT_SECRET or --jwt-secret)")
+	f.String("token-file", "", "file holding the dashboard token (JWT) to connect with (watch.token_file; or NOTIFIER_WATCH_TOKEN)")
+	f.Int64("account", 0, "mint tokens for this account with auth.jwt_secret (NOTIFIER_AUTH_JWT_SECRET or --jwt-secret-file)")
 	f.Int64("since", 0, "resume after this event id")
 	f.String("events", "", "only these events, comma-separated (default: all the server allows)")
 	f.Bool("json", false, "print each event's JSON frame instead of a summary line")
@@ -51,7 +53,6 @@ func newWatch() *cobra.Command {
 func runWatch(cmd *cobra.Command, _ []string) error {
 	flags := cmd.Flags()
 	rawURL, _ := flags.GetString("url")
-	token, _ := flags.GetString("token")
 	account, _ := flags.GetInt64("account")
 	since, _ := flags.GetInt64("since")
 	events, _ := flags.GetString("events")
@@ -68,8 +69,6 @@ func runWatch(cmd *cobra.Command, _ []string) error {
 		return fmt.Errorf("%w: --since must be a non-negative event id", errUsage)
 	case snapshot && since > 0:
 		return fmt.Errorf("%w: --snapshot follows from the lists' own position: drop --since", errUsage)
-	case token == "" && account == 0:
-		return fmt.Errorf("%w: watch needs --token, or --account with auth.jwt_secret to mint one", errUsage)
 	}
 	wsURL, err := watchURL(rawURL, events)
 	if err != nil {
@@ -78,6 +77,10 @@ func runWatch(cmd *cobra.Command, _ []string) error {
 	cfg, err := load(cmd)
 	if err != nil {
 		return err
+	}
+	token := cfg.Watch.Token
+	if token == "" && account == 0 {
+		return fmt.Errorf("%w: watch needs a token (NOTIFIER_WATCH_TOKEN or --token-file), or --account with auth.jwt_secret to mint one", errUsage)
 	}
 	var mint func() (string, error)
 	if account > 0 {
@@ -102,7 +105,7 @@ func runWatch(cmd *cobra.Command, _ []string) error {
 		Status:    cmd.ErrOrStderr(),
 	})
 	if errors.Is(err, watch.ErrTokenExpired) {
-		return fmt.Errorf("%w (pass a fresh --token, or --account with auth.jwt_secret to mint one)", err)
+		return fmt.Errorf("%w (give a fresh one in NOTIFIER_WATCH_TOKEN or --token-file, or --account with auth.jwt_secret to mint one)", err)
 	}
 	return err
 }

@@ -2,11 +2,15 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/pgnotifier/notifier/config"
+	"github.com/pgnotifier/notifier/internal/watch"
 )
 
 // TestWatchUsage: watch refuses what it cannot run with a usage error (exit 2) or a
@@ -18,13 +22,15 @@ func TestWatchUsage(t *testing.T) {
 		want error
 		says string
 	}{
-		{[]string{"watch"}, errUsage, "--token, or --account"},
+		{[]string{"watch"}, errUsage, "NOTIFIER_WATCH_TOKEN or --token-file), or --account"},
 		{[]string{"watch", "extra"}, errUsage, "no arguments"},
 		{[]string{"watch", "--account", "-1"}, errUsage, "--account"},
-		{[]string{"watch", "--token", "t", "--since", "-1"}, errUsage, "--since"},
-		{[]string{"watch", "--token", "t", "--url", "ftp://host/ws"}, errUsage, "--url"},
-		{[]string{"watch", "--token", "t", "--url", "localhost:8080"}, errUsage, "--url"},
-		{[]string{"watch", "--account", "1", "--jwt-secret="}, config.ErrInvalid, "auth.jwt_secret"},
+		{[]string{"watch", "--account", "1", "--since", "-1"}, errUsage, "--since"},
+		{[]string{"watch", "--account", "1", "--url", "ftp://host/ws"}, errUsage, "--url"},
+		{[]string{"watch", "--account", "1", "--url", "localhost:8080"}, errUsage, "--url"},
+		{[]string{"watch", "--account", "1"}, config.ErrInvalid, "auth.jwt_secret"},
+		{[]string{"watch", "--token-file", "/nonexistent/token"}, config.ErrInvalid, "watch.token_file"},
+		{[]string{"watch", "--token", "t"}, config.ErrInvalid, "--token-file"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			root := newRoot()
@@ -37,6 +43,30 @@ func TestWatchUsage(t *testing.T) {
 				t.Errorf("error %v, want %v mentioning %q", err, tc.want, tc.says)
 			}
 		})
+	}
+}
+
+// TestWatchToken: watch connects with the token of NOTIFIER_WATCH_TOKEN or of the
+// file --token-file names; the server here refuses every handshake, naming the
+// Authorization header it got.
+func TestWatchToken(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusForbidden)
+		_ = json.NewEncoder(w).Encode(map[string]string{"error": "got " + r.Header.Get("Authorization")})
+	}))
+	defer srv.Close()
+	refused := func(t *testing.T, want string, args ...string) {
+		t.Helper()
+		_, _, err := cli(t, append([]string{"watch", "--url", srv.URL}, args...)...)
+		if !errors.Is(err, watch.ErrRefused) || !strings.Contains(err.Error(), "got Bearer "+want) {
+			t.Errorf("watch %s: error %v, want the server's refusal of Bearer %s", strings.Join(args, " "), err, want)
+		}
+	}
+	refused(t, "token-from-file", "--token-file", secretFile(t, "token-from-file"))
+	t.Setenv("NOTIFIER_WATCH_TOKEN", "token-from-env")
+	refused(t, "token-from-env")
+	if _, _, err := cli(t, "watch", "--url", srv.URL, "--token-file", secretFile(t, "token-from-file")); !errors.Is(err, config.ErrInvalid) || !strings.Contains(err.Error(), "not both") {
+		t.Errorf("NOTIFIER_WATCH_TOKEN and --token-file: error %v, want an invalid configuration: not both", err)
 	}
 }
 
