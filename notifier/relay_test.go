@@ -243,12 +243,41 @@ func TestRelayLimits(t *testing.T) {
 	refused(sender.EmitAck("message_created", message(1, 1, strings.Repeat("x", 300))), "relay_too_large")
 	refused(sender.EmitAck("message_created", "not an object"), "relay_not_object")
 	sender.EmitAck("message_read", message(1, 1, "not relayed")) // ignored: no ack, no error
-	for range 2 {
-		if ack := ackOf(t, sender, sender.EmitAck("message_created", message(2, 1, "ok"))); ack["ok"] != true {
-			t.Fatalf("ack %v", ack)
+	// Two within the burst and a third, sent back to back so that no token refills
+	// between them however slow the machine: the third is refused before the first
+	// two are acked (they wait for their log commit), so the acks come in any order.
+	ok1 := sender.EmitAck("message_created", message(2, 1, "ok"))
+	ok2 := sender.EmitAck("message_created", message(2, 1, "ok"))
+	soon := sender.EmitAck("message_created", message(3, 1, "too soon"))
+	// Three acks and the refusal's notifier.error, in whatever order they come.
+	acks := map[int]map[string]any{}
+	var refusal map[string]any
+	for len(acks) < 3 || refusal == nil {
+		switch x := sender.Next().(type) {
+		case sioclient.Ack:
+			var args []map[string]any
+			if err := json.Unmarshal(x.Data, &args); err != nil || len(args) != 1 {
+				t.Fatalf("ack %s: %v", x.Data, err)
+			}
+			acks[x.Seq] = args[0]
+		case sioclient.Event:
+			if x.Name != "notifier.error" || refusal != nil {
+				t.Fatalf("got %s, want one notifier.error", x)
+			}
+			refusal = eventRow(t, x)
+		default:
+			t.Fatalf("got %v, want acks and a notifier.error", x)
 		}
 	}
-	refused(sender.EmitAck("message_created", message(3, 1, "too soon")), "relay_rate_limited")
+	if acks[ok1]["ok"] != true || acks[ok2]["ok"] != true {
+		t.Fatalf("acks %v: want %d and %d ok", acks, ok1, ok2)
+	}
+	if a := acks[soon]; a["ok"] != false || a["code"] != "relay_rate_limited" {
+		t.Fatalf("ack %v, want ok false, code relay_rate_limited", a)
+	}
+	if refusal["code"] != "relay_rate_limited" || refusal["event"] != "message_created" || refusal["message"] == "" {
+		t.Fatalf("notifier.error %v, want code relay_rate_limited", refusal)
+	}
 	if n := b.relayedCount(t); n != 2 {
 		t.Fatalf("%d relayed events in the log, want 2", n)
 	}
