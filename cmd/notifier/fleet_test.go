@@ -1271,17 +1271,7 @@ func measureFleet(t *testing.T, dbURL string, pm, n int, alone bool, seed uint64
 		waitRoles(t, fleet)
 	}
 	since := logHead(t, dbURL)
-	var clients []fleetClient
-	for _, in := range fleet {
-		for j := range costClients {
-			c := startWS(t, fmt.Sprintf("ws%d@%s", j, in.name), int64(1+j%2), since, []*instance{in})
-			clients = append(clients, c)
-		}
-	}
-	for _, c := range clients {
-		c := c.(*wsClient)
-		c.waitFor(t, "connect", func() bool { return len(c.addrs) > 0 })
-	}
+	clients := costClientsOn(t, fleet, since)
 	before := pgTicks(t, pm)
 	began := time.Now()
 	write(t, dbURL+"&application_name=fleet-writer", seed, 1, costCommits, costPace)()
@@ -1329,6 +1319,23 @@ func measureFleet(t *testing.T, dbURL string, pm, n int, alone bool, seed uint64
 	return line
 }
 
+// costClientsOn connects costClients /ws clients to each instance, over accounts 1
+// and 2, resuming after since, and waits until all are connected.
+func costClientsOn(t *testing.T, fleet []*instance, since int64) []fleetClient {
+	t.Helper()
+	var clients []fleetClient
+	for _, in := range fleet {
+		for j := range costClients {
+			clients = append(clients, startWS(t, fmt.Sprintf("ws%d@%s", j, in.name), int64(1+j%2), since, []*instance{in}))
+		}
+	}
+	for _, c := range clients {
+		c := c.(*wsClient)
+		c.waitFor(t, "connect", func() bool { return len(c.addrs) > 0 })
+	}
+	return clients
+}
+
 // measureFleetRate runs a fleet of 3 with costClients clients each while 4 writers
 // commit as fast as they go, checks every event reached every client, and returns
 // the commit and delivery rates.
@@ -1342,17 +1349,7 @@ func measureFleetRate(t *testing.T, dbURL string, seed uint64) string {
 	}
 	waitRoles(t, fleet)
 	since := logHead(t, dbURL)
-	var clients []fleetClient
-	for _, in := range fleet {
-		for j := range costClients {
-			c := startWS(t, fmt.Sprintf("ws%d@%s", j, in.name), int64(1+j%2), since, []*instance{in})
-			clients = append(clients, c)
-		}
-	}
-	for _, c := range clients {
-		c := c.(*wsClient)
-		c.waitFor(t, "connect", func() bool { return len(c.addrs) > 0 })
-	}
+	clients := costClientsOn(t, fleet, since)
 	const writers, ops = 4, 2500
 	began := time.Now()
 	write(t, dbURL, seed, writers, ops, 0)()

@@ -253,11 +253,21 @@ func (p *Pipeline) Replay(ctx context.Context, account, after, through int64, li
 	if len(entries) == limit {
 		next = entries[len(entries)-1].ID
 	}
-	var changes []decode.Change
+	// A cached message is taken before its entry is decoded: a burst that reaches
+	// many slow connections of an account at once costs one decoding per event.
+	msgs := make([]*hub.Message, 0, len(entries))
+	var missing []decode.Change
 	for _, e := range entries {
-		changes = p.appendChange(ctx, changes, e)
+		if m := p.recent.get(e.ID, account); m != nil {
+			msgs = append(msgs, m)
+			continue
+		}
+		n := len(missing)
+		if missing = p.appendChange(ctx, missing, e); len(missing) > n {
+			msgs = append(msgs, nil) // filled in by fill, in order
+		}
 	}
-	msgs, err := p.fromCache(ctx, changes)
+	msgs, err = p.fill(ctx, msgs, missing)
 	return msgs, next, err
 }
 
@@ -286,13 +296,6 @@ func (p *Pipeline) Backlog(ctx context.Context, after, through int64, limit int)
 		}
 		changes = p.appendChange(ctx, changes, e)
 	}
-	msgs, err := p.fromCache(ctx, changes)
-	return msgs, next, err
-}
-
-// fromCache returns changes' messages, in order: the recent cache's, the others
-// enriched (and cached) now.
-func (p *Pipeline) fromCache(ctx context.Context, changes []decode.Change) ([]*hub.Message, error) {
 	msgs := make([]*hub.Message, len(changes))
 	var missing []decode.Change
 	for i, c := range changes {
@@ -300,6 +303,12 @@ func (p *Pipeline) fromCache(ctx context.Context, changes []decode.Change) ([]*h
 			missing = append(missing, c)
 		}
 	}
+	msgs, err = p.fill(ctx, msgs, missing)
+	return msgs, next, err
+}
+
+// fill enriches missing (and caches the result) into msgs' nil slots, in order.
+func (p *Pipeline) fill(ctx context.Context, msgs []*hub.Message, missing []decode.Change) ([]*hub.Message, error) {
 	if len(missing) == 0 {
 		return msgs, nil
 	}
