@@ -30,6 +30,7 @@ type Config struct {
 	WS       WS       `mapstructure:"ws"`
 	SocketIO SocketIO `mapstructure:"socketio"`
 	Log      Log      `mapstructure:"log"`
+	Listen   Listen   `mapstructure:"listen"`
 	Logging  Logging  `mapstructure:"logging"`
 	Rules    Rules    `mapstructure:"rules"`
 	Snapshot Snapshot `mapstructure:"snapshot"`
@@ -77,6 +78,7 @@ type Database struct {
 // HTTP configures the server.
 type HTTP struct {
 	Addr                     string        `mapstructure:"addr"`
+	InternalAddr             string        `mapstructure:"internal_addr"` // "" serves /metrics on Addr; else only here
 	AllowedOrigins           []string      `mapstructure:"allowed_origins"`
 	ShutdownTimeout          time.Duration `mapstructure:"shutdown_timeout"`
 	DrainDelay               time.Duration `mapstructure:"drain_delay"`       // on SIGTERM: not ready, still serving, this long
@@ -154,6 +156,16 @@ type Log struct {
 	PruneInterval time.Duration `mapstructure:"prune_interval"`
 }
 
+// Listen configures the LISTEN connection that follows the event log.
+type Listen struct {
+	// IdleCheck is how long the listener waits for a notification before it reads the
+	// log anyway (and so checks the connection): the most a lost wake-up can delay.
+	IdleCheck    time.Duration `mapstructure:"idle_check"`
+	ReconnectMin time.Duration `mapstructure:"reconnect_min"` // first delay after the connection is lost
+	ReconnectMax time.Duration `mapstructure:"reconnect_max"` // the delay doubles up to this
+	PageSize     int           `mapstructure:"page_size"`     // log rows per catch-up query
+}
+
 // Logging configures the process's own logs.
 type Logging struct {
 	Level  string `mapstructure:"level"`
@@ -167,6 +179,7 @@ var defaults = map[string]any{
 	"database.max_conns":                       int32(8),
 	"database.statement_timeout":               10 * time.Second,
 	"http.addr":                                ":8080",
+	"http.internal_addr":                       "",
 	"http.allowed_origins":                     []string{},
 	"http.drain_delay":                         time.Duration(0),
 	"http.shutdown_timeout":                    10 * time.Second,
@@ -212,6 +225,10 @@ var defaults = map[string]any{
 	"socketio.relay_rate":                      10,
 	"log.retention":                            24 * time.Hour,
 	"log.prune_interval":                       time.Minute,
+	"listen.idle_check":                        5 * time.Second,
+	"listen.reconnect_min":                     100 * time.Millisecond,
+	"listen.reconnect_max":                     5 * time.Second,
+	"listen.page_size":                         1000,
 	"logging.level":                            "info",
 	"logging.format":                           "json",
 	"rules.file":                               "",
@@ -466,6 +483,8 @@ func (c *Config) validateCommon() error {
 		{"socketio.connect_timeout", c.SocketIO.ConnectTimeout},
 		{"log.retention", c.Log.Retention}, {"log.prune_interval", c.Log.PruneInterval},
 		{"snapshot.cursor_ttl", c.Snapshot.CursorTTL}, {"fleet.lease", c.Fleet.Lease},
+		{"listen.idle_check", c.Listen.IdleCheck},
+		{"listen.reconnect_min", c.Listen.ReconnectMin}, {"listen.reconnect_max", c.Listen.ReconnectMax},
 	} {
 		if d.v > 0 && d.v < time.Millisecond {
 			return invalid(d.key, "%s is below a millisecond: a duration needs a unit (e.g. %ds)", d.v, int64(d.v))
@@ -495,6 +514,16 @@ func (c *Config) validateCommon() error {
 		return invalid("http.max_connections_per_account", "must not be negative (0 is unlimited)")
 	case (c.HTTP.TLSCert == "") != (c.HTTP.TLSKey == ""):
 		return invalid("http.tls_cert", "http.tls_cert and http.tls_key go together")
+	case c.HTTP.InternalAddr != "" && c.HTTP.InternalAddr == c.HTTP.Addr:
+		return invalid("http.internal_addr", "must differ from http.addr (%s)", c.HTTP.Addr)
+	case c.Listen.IdleCheck < 100*time.Millisecond:
+		return invalid("listen.idle_check", "must be at least 100ms, got %s", c.Listen.IdleCheck)
+	case c.Listen.ReconnectMin <= 0:
+		return invalid("listen.reconnect_min", "must be positive")
+	case c.Listen.ReconnectMax < c.Listen.ReconnectMin:
+		return invalid("listen.reconnect_max", "must be at least listen.reconnect_min (%s), got %s", c.Listen.ReconnectMin, c.Listen.ReconnectMax)
+	case c.Listen.PageSize < 1 || c.Listen.PageSize > 100000:
+		return invalid("listen.page_size", "must be between 1 and 100000, got %d", c.Listen.PageSize)
 	case c.SocketIO.PingInterval <= 0:
 		return invalid("socketio.ping_interval", "must be positive")
 	case c.SocketIO.PingTimeout <= 0:

@@ -104,6 +104,7 @@ func defaults() config.Config {
 			RelayMaxBytes: 16384, RelayRate: 10,
 		},
 		Log:      config.Log{Retention: 24 * time.Hour, PruneInterval: time.Minute},
+		Listen:   config.Listen{IdleCheck: 5 * time.Second, ReconnectMin: 100 * time.Millisecond, ReconnectMax: 5 * time.Second, PageSize: 1000},
 		Logging:  config.Logging{Level: "info", Format: "json"},
 		Snapshot: config.Snapshot{MaxConcurrent: 4, MaxQueued: 64, MaxItems: 10000, CursorTTL: time.Minute},
 		Fleet:    config.Fleet{Lease: 5 * time.Second},
@@ -142,6 +143,7 @@ var everyKey = []struct {
 	{"database.max_conns", "3", "3"},
 	{"database.statement_timeout", "0", "0s"}, // 0 disables it
 	{"http.addr", "127.0.0.1:9000", "127.0.0.1:9000"},
+	{"http.internal_addr", "127.0.0.1:9100", "127.0.0.1:9100"},
 	{"http.allowed_origins", "https://a.example, https://b.example", "[https://a.example, https://b.example]"},
 	{"http.drain_delay", "4s", "4s"},
 	{"http.shutdown_timeout", "3s", "3s"},
@@ -183,6 +185,10 @@ var everyKey = []struct {
 	{"socketio.relay_rate", "3", "3"},
 	{"log.retention", "2h", "2h"},
 	{"log.prune_interval", "30s", "30s"},
+	{"listen.idle_check", "2s", "2s"},
+	{"listen.reconnect_min", "50ms", "50ms"},
+	{"listen.reconnect_max", "1s", "1s"},
+	{"listen.page_size", "200", "200"},
 	{"logging.level", "debug", "debug"},
 	{"logging.format", "text", "text"},
 	{"rules.file", "/etc/notifier/rules.yaml", "/etc/notifier/rules.yaml"},
@@ -202,7 +208,7 @@ const fleetSecret = "fleet-secret-fleet-secret-fleet-secret"
 var everyKeyConfig = config.Config{
 	Database: config.Database{URL: "postgres://app@db.example:5432/clinic", MaxConns: 3, StatementTimeout: 0},
 	HTTP: config.HTTP{
-		Addr: "127.0.0.1:9000", AllowedOrigins: []string{"https://a.example", "https://b.example"},
+		Addr: "127.0.0.1:9000", InternalAddr: "127.0.0.1:9100", AllowedOrigins: []string{"https://a.example", "https://b.example"},
 		ShutdownTimeout: 3 * time.Second, DrainDelay: 4 * time.Second, HandshakeTimeout: 4 * time.Second,
 		ReadTimeout: 5 * time.Second, IdleTimeout: 6 * time.Second, MaxHeaderBytes: 8192,
 		MaxConnections: 0, MaxConnectionsPerAccount: 5,
@@ -219,6 +225,7 @@ var everyKeyConfig = config.Config{
 		Relay: []string{"message_created", "message_deleted"}, RelayMaxBytes: 1024, RelayRate: 3,
 	},
 	Log:      config.Log{Retention: 2 * time.Hour, PruneInterval: 30 * time.Second},
+	Listen:   config.Listen{IdleCheck: 2 * time.Second, ReconnectMin: 50 * time.Millisecond, ReconnectMax: time.Second, PageSize: 200},
 	Logging:  config.Logging{Level: "debug", Format: "text"},
 	Rules:    config.Rules{File: "/etc/notifier/rules.yaml", Dir: "/etc/notifier/migrations"},
 	Snapshot: config.Snapshot{MaxConcurrent: 2, MaxQueued: 0, MaxItems: 500, CursorTTL: 5 * time.Second},
@@ -406,6 +413,13 @@ func TestValidationFromEnv(t *testing.T) {
 		{"log.prune_interval", "0s"},
 		{"logging.level", "verbose"},
 		{"logging.format", "xml"},
+		{"http.internal_addr", ":8080"}, // the same as http.addr
+		{"listen.idle_check", "99ms"},
+		{"listen.idle_check", "5"}, // 5ns
+		{"listen.reconnect_min", "0s"},
+		{"listen.reconnect_max", "50ms"}, // below the default reconnect_min
+		{"listen.page_size", "0"},
+		{"listen.page_size", "100001"},
 	} {
 		t.Run(tc.key+"="+tc.value, func(t *testing.T) {
 			t.Setenv(envName(tc.key), tc.value)

@@ -489,12 +489,12 @@ func TestExhaustConnectionLimit(t *testing.T) {
 	}
 	page := b.metrics(t)
 	for series, want := range map[string]int64{
-		"notifier_http_connections":                                  limit + 1, // and this scrape
-		`notifier_http_connections_refused_total{reason="limit"}`:    attempts - limit + 3,
-		`notifier_socketio_refused_total{reason="limit"}`:            attempts - limit,
-		`notifier_ws_refused_total{reason="limit"}`:                  1,
-		"notifier_socketio_sessions":                                 limit,
-		`notifier_http_connections_refused_total{reason="overflow"}`: 0,
+		"notifier_http_connections":                                         limit + 1, // and this scrape
+		`notifier_http_connections_refused_total{reason="limit"}`:           attempts - limit + 3,
+		`notifier_socketio_refused_total{reason="limit"}`:                   attempts - limit,
+		`notifier_connections_refused_total{reason="limit",transport="ws"}`: 1,
+		"notifier_socketio_sessions":                                        limit,
+		`notifier_http_connections_refused_total{reason="overflow"}`:        0,
 	} {
 		if got := metricValue(t, page, series); got != want {
 			t.Errorf("%s = %d, want %d", series, got, want)
@@ -746,9 +746,9 @@ func TestExhaustClientFrames(t *testing.T) {
 	}
 	page := b.metrics(t)
 	for series, want := range map[string]int64{
-		`notifier_ws_closed_total{reason="client_flood"}`:                   1,
-		`notifier_socketio_closed_total{reason="message_too_big"}`:          1,
-		`notifier_socketio_closed_total{reason="too_many_client_messages"}`: 1,
+		`notifier_connections_closed_total{reason="client_flood",transport="ws"}`: 1,
+		`notifier_socketio_closed_total{reason="message_too_big"}`:                1,
+		`notifier_socketio_closed_total{reason="too_many_client_messages"}`:       1,
 	} {
 		if got := metricValue(t, page, series); got != want {
 			t.Errorf("%s = %d, want %d", series, got, want)

@@ -39,9 +39,9 @@ func TestConnectionLimits(t *testing.T) {
 	}
 	m := b.metrics(t)
 	for _, want := range []string{
-		`notifier_ws_refused_total{reason="account_limit"} 1`,
-		`notifier_ws_refused_total{reason="limit"} 1`,
-		`notifier_ws_connections 3`,
+		`notifier_connections_refused_total{reason="account_limit",transport="ws"} 1`,
+		`notifier_connections_refused_total{reason="limit",transport="ws"} 1`,
+		`notifier_connections{transport="ws"} 3`,
 		`notifier_hub_subscribers 3`,
 	} {
 		if !strings.Contains(m, want) {

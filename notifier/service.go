@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -26,6 +25,7 @@ import (
 	"github.com/pgnotifier/notifier/internal/auth"
 	"github.com/pgnotifier/notifier/internal/connlimit"
 	"github.com/pgnotifier/notifier/internal/metrics"
+	"github.com/pgnotifier/notifier/internal/reqid"
 	"github.com/pgnotifier/notifier/notifier/decode"
 	"github.com/pgnotifier/notifier/notifier/eventlog"
 	"github.com/pgnotifier/notifier/notifier/fleet"
@@ -47,9 +47,11 @@ const ListenerApplicationName = "notifier-listen"
 // Service is a running notifier.
 type Service struct {
 	cfg      config.Config
-	logger   *slog.Logger
+	base     *slog.Logger // what the components get: each adds its "component"
+	logger   *slog.Logger // the service's own lines: component=service
 	verifier *auth.Verifier
 	ln       net.Listener
+	internal net.Listener // http.internal_addr: /metrics and the probes; nil when unset
 
 	ready    atomic.Bool // the listener is connected and caught up
 	draining atomic.Bool // shutting down: not ready for http.drain_delay, still serving
@@ -91,7 +93,7 @@ func New(cfg config.Config, logger *slog.Logger, ln net.Listener) (*Service, err
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{cfg: cfg, logger: logger, verifier: v, ln: ln, started: make(chan struct{}), metrics: metrics.New(), catalog: decode.NewCatalog()}
+	s := &Service{cfg: cfg, base: logger, logger: logger.With("component", "service"), verifier: v, ln: ln, started: make(chan struct{}), metrics: metrics.New(), catalog: decode.NewCatalog()}
 	m := s.metrics
 	m.GaugeFunc("notifier_listener_ready", "1 while the listener is connected and caught up.", func() float64 {
 		if s.ready.Load() {
@@ -99,7 +101,6 @@ func New(cfg config.Config, logger *slog.Logger, ln net.Listener) (*Service, err
 		}
 		return 0
 	})
-	m.GaugeFunc("go_goroutines", "Goroutines that currently exist.", func() float64 { return float64(runtime.NumGoroutine()) })
 	s.reconnects = m.Counter("notifier_listener_disconnects_total", "Times the LISTEN connection was lost.")
 	s.foreign = m.Counter("notifier_listener_foreign_notifications_total", "Notifications on the channel that were not the triggers' (sent by hand).")
 	s.rebases = m.Counter("notifier_log_rebases_total", "Times the event log was found to have gone back and was rebased (every client resyncs).")
@@ -158,6 +159,15 @@ func (s *Service) Started() <-chan struct{} { return s.started }
 // Addr returns the HTTP address; valid once Started is closed.
 func (s *Service) Addr() net.Addr { return s.ln.Addr() }
 
+// InternalAddr returns the address of http.internal_addr, nil when it is unset; valid
+// once Started is closed.
+func (s *Service) InternalAddr() net.Addr {
+	if s.internal == nil {
+		return nil
+	}
+	return s.internal.Addr()
+}
+
 // Ready reports whether the service is delivering: the listener is connected and caught
 // up, enrichment is not failing, and no entry has waited longer than hub.max_lag.
 func (s *Service) Ready() bool { return s.notReady() == "" }
@@ -189,7 +199,7 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	defer pool.Close()
 	s.pool = pool
-	s.pipeline = pipeline.New(pipeline.Config{DB: pool, Catalog: s.catalog, Relayed: s.relayed, ReplayCache: s.cfg.Hub.ReplayCache, Logger: s.logger, Metrics: s.metrics})
+	s.pipeline = pipeline.New(pipeline.Config{DB: pool, Catalog: s.catalog, Relayed: s.relayed, ReplayCache: s.cfg.Hub.ReplayCache, Logger: s.base, Metrics: s.metrics})
 
 	bounds, err := eventlog.ReadBounds(ctx, pool)
 	if err != nil {
@@ -227,7 +237,7 @@ func (s *Service) Run(ctx context.Context) error {
 		MaxQueued:     queued,
 		MaxItems:      s.cfg.Snapshot.MaxItems,
 		CursorTTL:     s.cfg.Snapshot.CursorTTL,
-		Logger:        s.logger,
+		Logger:        s.base,
 		Metrics:       s.metrics,
 	}, pool, s.verifier)
 	if err := s.snapshots.Load(ctx); err != nil {
@@ -242,17 +252,31 @@ func (s *Service) Run(ctx context.Context) error {
 		ReplayBuffer:             s.cfg.Hub.ReplayBuffer,
 		ReplayFunc:               s.pipeline.Replay,
 		BoundsFunc:               s.bounds,
-		Logger:                   s.logger,
+		Logger:                   s.base,
 	}, bounds.Head)
 
 	if s.cfg.Fleet.AdvertiseURL != "" {
 		s.lease = fleet.NewLease(pool, s.cfg.Fleet.AdvertiseURL, s.cfg.Fleet.Lease)
-		s.leader = fleet.NewLeader(fleet.LeaderConfig{Key: s.fleetKey(), Backlog: s.pipeline.Backlog, Logger: s.logger, Metrics: s.metrics})
+		s.leader = fleet.NewLeader(fleet.LeaderConfig{Key: s.fleetKey(), Backlog: s.pipeline.Backlog, Logger: s.base, Metrics: s.metrics})
 	}
 
 	if s.ln == nil {
 		if s.ln, err = net.Listen("tcp", s.cfg.HTTP.Addr); err != nil {
 			return fmt.Errorf("listen on %s: %w", s.cfg.HTTP.Addr, err)
+		}
+	}
+	var internalSrv *http.Server
+	if addr := s.cfg.HTTP.InternalAddr; addr != "" {
+		if s.internal, err = net.Listen("tcp", addr); err != nil {
+			return fmt.Errorf("listen on http.internal_addr %s: %w", addr, err)
+		}
+		internalSrv = &http.Server{
+			Handler:           s.internalRoutes(),
+			ReadHeaderTimeout: s.cfg.HTTP.HandshakeTimeout,
+			ReadTimeout:       s.cfg.HTTP.ReadTimeout,
+			IdleTimeout:       s.cfg.HTTP.IdleTimeout,
+			MaxHeaderBytes:    s.cfg.HTTP.MaxHeaderBytes,
+			ErrorLog:          slog.NewLogLogger(s.base.With("component", "http").Handler(), slog.LevelWarn),
 		}
 	}
 	conns := connlimit.New(s.cfg.HTTP.MaxConnections, s.metrics)
@@ -267,7 +291,7 @@ func (s *Service) Run(ctx context.Context) error {
 		MaxClientMessages: s.cfg.WS.MaxClientMessages,
 		HandshakeTimeout:  s.cfg.HTTP.HandshakeTimeout,
 		OverLimit:         conns.OverLimit,
-		Logger:            s.logger,
+		Logger:            s.base,
 		Metrics:           s.metrics,
 	}, s.hub, s.verifier)
 	sioHandler := socketio.New(socketio.Config{
@@ -288,7 +312,7 @@ func (s *Service) Run(ctx context.Context) error {
 		RelayMaxBytes:                s.relay.MaxBytes,
 		RelayRate:                    s.relay.Rate,
 		RelayFunc:                    s.relayFunc(),
-		Logger:                       s.logger,
+		Logger:                       s.base,
 		Metrics:                      s.metrics,
 	}, s.hub, s.verifier)
 	// Every connection counts against http.max_connections until it closes, hijacked
@@ -297,14 +321,14 @@ func (s *Service) Run(ctx context.Context) error {
 	// deadline once the request is read), nor a WebSocket: gorilla's upgrade clears
 	// it and the readers own their deadlines. Idle keep-alive connections close.
 	srv := &http.Server{
-		Handler:           conns.Handler(s.routes(wsHandler, sioHandler)),
+		Handler:           conns.Handler(reqid.Handler(s.routes(wsHandler, sioHandler))),
 		ConnContext:       conns.ConnContext,
 		ConnState:         conns.ConnState,
 		ReadHeaderTimeout: s.cfg.HTTP.HandshakeTimeout,
 		ReadTimeout:       s.cfg.HTTP.ReadTimeout,
 		IdleTimeout:       s.cfg.HTTP.IdleTimeout,
 		MaxHeaderBytes:    s.cfg.HTTP.MaxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
+		ErrorLog:          slog.NewLogLogger(s.base.With("component", "http").Handler(), slog.LevelWarn),
 	}
 
 	if err := s.verifier.Refresh(ctx); err != nil {
@@ -347,9 +371,22 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 		return nil
 	})
+	if internalSrv != nil {
+		g.Go(func() error {
+			if err := internalSrv.Serve(s.internal); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("http.internal_addr: %w", err)
+			}
+			return nil
+		})
+	}
 	g.Go(func() error {
 		<-gctx.Done()
 		s.shutdown(srv, wsHandler, sioHandler)
+		if internalSrv != nil { // last: it answers scrapes and probes while the rest drains
+			if err := internalSrv.Close(); err != nil {
+				s.logger.Warn("internal http close", "error", err)
+			}
+		}
 		return nil
 	})
 	err = g.Wait()
@@ -423,10 +460,26 @@ func (s *Service) routes(wsHandler, sioHandler http.Handler) http.Handler {
 	mux.Handle("GET "+web.AssetPrefix, dashboard)
 	mux.Handle("GET "+snapshot.Prefix, s.snapshots)
 	mux.Handle("GET "+snapshot.Prefix+"/", s.snapshots)
-	mux.Handle("GET /metrics", s.metrics.Handler())
+	if s.internal == nil {
+		mux.Handle("GET /metrics", s.metrics.Handler())
+	}
 	if s.leader != nil {
 		mux.Handle("GET "+fleet.StreamPath, s.leader)
 	}
+	s.probes(mux)
+	return mux
+}
+
+// internalRoutes is what http.internal_addr serves: /metrics, and the probes.
+func (s *Service) internalRoutes() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", s.metrics.Handler())
+	s.probes(mux)
+	return mux
+}
+
+// probes adds /healthz and /readyz to mux.
+func (s *Service) probes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
@@ -440,7 +493,6 @@ func (s *Service) routes(wsHandler, sioHandler http.Handler) http.Handler {
 		}
 		_, _ = fmt.Fprintf(w, `{"status":"ready","head":%d,"subscribers":%d,"role":%q}`+"\n", s.hub.Head(), s.hub.Subscribers(), roleNames[s.role.Load()])
 	})
-	return mux
 }
 
 // shutdown stops accepting, ends every subscription (connections close with 1001) and

@@ -194,7 +194,12 @@ func (s *Service) readLog(ctx context.Context) error {
 	connCfg.RuntimeParams["application_name"] = ListenerApplicationName
 	l := listen.New(listen.Config{
 		ConnConfig: connCfg,
-		Logger:     s.logger,
+		PageSize:   s.cfg.Listen.PageSize,
+		IdleCheck:  s.cfg.Listen.IdleCheck,
+		BackoffMin: s.cfg.Listen.ReconnectMin,
+		BackoffMax: s.cfg.Listen.ReconnectMax,
+		Logger:     s.base,
+		Metrics:    s.metrics,
 		// A listener stopped on purpose (a fleet's source changes) leaves readiness to
 		// the next source: a load balancer sees no flap.
 		ReadyFunc: func(ready bool) {

@@ -2,38 +2,23 @@ package main
 
 import (
 	"fmt"
-	"runtime/debug"
 
 	"github.com/spf13/cobra"
+
+	"github.com/pgnotifier/notifier/internal/buildinfo"
 )
 
-// versionText is what `notifier version` and `--version` print: the module version
-// (set by `go install …@vX`), the VCS revision and time `go build` stamped, and Go's.
+// versionText is what `notifier version` and `--version` print.
 func versionText() string {
-	version, revision, when, modified := "(devel)", "unknown", "", false
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		if bi.Main.Version != "" {
-			version = bi.Main.Version
-		}
-		for _, s := range bi.Settings {
-			switch s.Key {
-			case "vcs.revision":
-				revision = s.Value
-			case "vcs.time":
-				when = s.Value
-			case "vcs.modified":
-				modified = s.Value == "true"
-			}
-		}
-		if modified {
-			revision += " (modified)"
-		}
-		if when != "" {
-			revision += " " + when
-		}
-		return fmt.Sprintf("notifier %s\ncommit %s\n%s", version, revision, bi.GoVersion)
+	bi := buildinfo.Read()
+	commit := bi.Revision
+	if bi.Time != "" {
+		commit += " " + bi.Time
 	}
-	return "notifier " + version
+	if bi.GoVersion == "" {
+		return "notifier " + bi.Version
+	}
+	return fmt.Sprintf("notifier %s\ncommit %s\n%s", bi.Version, commit, bi.GoVersion)
 }
 
 func newVersion() *cobra.Command {

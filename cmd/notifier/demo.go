@@ -64,7 +64,7 @@ func runDemo(cmd *cobra.Command, _ []string) error {
 		}
 		defer func() {
 			if err := cluster.Close(context.WithoutCancel(ctx)); err != nil {
-				logger.Warn("remove throwaway database", "error", err)
+				logger.With("component", "demo").Warn("remove throwaway database", "error", err)
 			} else {
 				fmt.Fprintln(out, "throwaway PostgreSQL stopped and removed")
 			}

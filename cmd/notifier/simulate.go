@@ -26,7 +26,7 @@ func startSimulator(ctx context.Context, dbURL string, rate float64, logger *slo
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		if err := runSimulator(ctx, dbURL, rate, logger); err != nil {
-			logger.ErrorContext(ctx, "simulator stopped", "error", err)
+			logger.With("component", "simulate").ErrorContext(ctx, "simulator stopped", "error", err)
 		}
 	})
 	return func() {

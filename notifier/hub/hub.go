@@ -80,7 +80,8 @@ type Hub struct {
 
 	subs atomic.Int64
 
-	published, slowKicks, logReads, resyncs *metrics.Counter
+	published                    *metrics.Indexed
+	slowKicks, logReads, resyncs *metrics.Counter
 }
 
 // New returns a Hub whose first published message follows start.
@@ -110,7 +111,7 @@ func New(cfg Config, start int64) *Hub {
 	h := &Hub{cfg: cfg, logger: logger.With("component", "hub"), rooms: make(map[int64]*room)}
 	h.head.Store(start)
 	m := cfg.Metrics
-	h.published = m.Counter("notifier_hub_published_total", "Events published to rooms.")
+	h.published = m.Indexed("notifier_events_published_total", "Events published to rooms, by event name.", "event")
 	h.slowKicks = m.Counter("notifier_hub_slow_consumers_total", "Subscriptions ended because their oldest due event waited longer than hub.max_lag.")
 	h.logReads = m.Counter("notifier_hub_log_replays_total", "Event log reads for subscribers behind their room's buffer (resumes, bursts).")
 	h.resyncs = m.Counter("notifier_hub_resyncs_total", "Live subscriptions moved past events the log no longer holds (pruned under a replay, or the log was reset).")
@@ -142,13 +143,12 @@ func (h *Hub) Publish(msgs []*Message) {
 	defer h.mu.RUnlock()
 	head := h.head.Load()
 	var last *room
-	n := 0
 	for _, m := range msgs {
 		if m.ID <= head {
 			continue
 		}
 		head = m.ID
-		n++
+		h.published.Add(uint8(m.Kind), m.Name, 1)
 		m.published = now
 		r := h.rooms[m.AccountID]
 		if r != nil {
@@ -160,7 +160,6 @@ func (h *Hub) Publish(msgs []*Message) {
 		}
 		h.head.Store(m.ID)
 	}
-	h.published.Add(int64(n))
 	if last != nil {
 		last.wakeAll()
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/pgnotifier/notifier/internal/metrics"
 	"github.com/pgnotifier/notifier/notifier/eventlog"
 )
 
@@ -36,6 +37,7 @@ type Config struct {
 	BackoffMin time.Duration   // first reconnect delay; default 100ms
 	BackoffMax time.Duration   // reconnect delay cap; default 5s
 	Logger     *slog.Logger
+	Metrics    *metrics.Registry // notifier_log_read_duration_seconds
 	// ReadyFunc, when set, is called with true once caught up after each connect, and
 	// with false when the connection is lost.
 	ReadyFunc func(ready bool)
@@ -66,6 +68,8 @@ type Listener struct {
 	last eventlog.Entry
 	out  chan<- eventlog.Entry
 	page []eventlog.Entry
+
+	readSeconds *metrics.Histogram // catch-up reads of the log
 
 	foreignLogged     time.Time // when the last foreign-notification warning was logged
 	foreignSuppressed int64     // foreign notifications skipped since then without a line
@@ -100,12 +104,13 @@ func New(cfg Config, after int64, out chan<- eventlog.Entry) *Listener {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	return &Listener{
-		cfg:       cfg,
-		logger:    logger.With("component", "listen"),
-		cursor:    after,
-		out:       out,
-		readAfter: eventlog.ReadAfter,
-		now:       time.Now,
+		cfg:         cfg,
+		logger:      logger.With("component", "listen"),
+		cursor:      after,
+		out:         out,
+		readSeconds: cfg.Metrics.Histogram("notifier_log_read_duration_seconds", "Catch-up reads of the event log by the LISTEN connection (a page each).", metrics.LatencyBuckets()),
+		readAfter:   eventlog.ReadAfter,
+		now:         time.Now,
 	}
 }
 
@@ -275,11 +280,13 @@ func (l *Listener) checkLog(ctx context.Context, conn *pgx.Conn) error {
 // catchUp emits every committed entry after the cursor.
 func (l *Listener) catchUp(ctx context.Context, conn *pgx.Conn) error {
 	for {
+		start := time.Now()
 		var err error
 		l.page, err = l.readAfter(ctx, conn, l.cursor, l.cfg.PageSize, l.page[:0])
 		if err != nil {
 			return err
 		}
+		l.readSeconds.Observe(time.Since(start).Seconds())
 		for _, e := range l.page {
 			if err := l.emit(ctx, e); err != nil {
 				return err

@@ -68,7 +68,10 @@ type Pipeline struct {
 	enrichFailing atomic.Bool
 	behind        atomic.Int64
 
-	partial, skipped, enrichRetries *metrics.Counter
+	partial                *metrics.Indexed
+	skipped, enrichRetries *metrics.Counter
+	lag, enrichSeconds     *metrics.Histogram
+	enrichEvents           *metrics.Histogram
 }
 
 // New returns a Pipeline that sends every event until SetEvents says otherwise.
@@ -80,7 +83,7 @@ func New(cfg Config) *Pipeline {
 	m := cfg.Metrics
 	p := &Pipeline{
 		cfg:      cfg,
-		logger:   logger,
+		logger:   logger.With("component", "pipeline"),
 		enricher: enrich.New(cfg.DB, cfg.Catalog, logger),
 		recent:   newRecent(cfg.ReplayCache),
 		events:   decode.AllKinds,
@@ -91,9 +94,12 @@ func New(cfg Config) *Pipeline {
 		}
 		return 0
 	})
-	p.partial = m.Counter("notifier_events_partial_total", "Events sent partial: the database refused that row's enrichment, or the log no longer held it.")
+	p.partial = m.Indexed("notifier_events_partial_total", "Events sent partial (the database refused that row's enrichment, or the log no longer held it), by event name.", "event")
 	p.skipped = m.Counter("notifier_log_entries_skipped_total", "Log entries that could not be decoded.")
 	p.enrichRetries = m.Counter("notifier_enrich_retries_total", "Burst enrichments retried because the database failed as a whole (unreachable, timeout, overloaded).")
+	p.lag = m.Histogram("notifier_event_lag_seconds", "From an event's commit (its log row's created_at, the database's clock) to its publication to connections (this host's clock).", metrics.LatencyBuckets())
+	p.enrichSeconds = m.Histogram("notifier_enrich_duration_seconds", "Enrichment round trips that succeeded, live bursts and replays.", metrics.LatencyBuckets())
+	p.enrichEvents = m.Histogram("notifier_enrich_batch_events", "Events per enrichment round trip that succeeded, live bursts and replays.", []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, MaxBurst})
 	return p
 }
 
@@ -119,11 +125,19 @@ func (p *Pipeline) Forget() { p.recent.clear() }
 // ends or enrichment fails for good (only ctx ends its retries).
 func (p *Pipeline) Run(ctx context.Context, in <-chan eventlog.Entry, publish func([]*hub.Message)) error {
 	changes := make([]decode.Change, 0, MaxBurst)
+	committed := make([]time.Time, 0, MaxBurst) // committed[i] is changes[i]'s commit time
+	take := func(e eventlog.Entry) {
+		c := p.appendChange(ctx, changes, e)
+		if len(c) > len(changes) {
+			committed = append(committed, e.Committed)
+		}
+		changes = c
+	}
 	for {
 		select {
 		case e := <-in:
 			p.behind.Store(e.Committed.UnixNano())
-			changes = p.appendChange(ctx, changes, e)
+			take(e)
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -131,7 +145,7 @@ func (p *Pipeline) Run(ctx context.Context, in <-chan eventlog.Entry, publish fu
 		for len(changes) < MaxBurst {
 			select {
 			case e := <-in:
-				changes = p.appendChange(ctx, changes, e)
+				take(e)
 			default:
 				break drain
 			}
@@ -143,7 +157,11 @@ func (p *Pipeline) Run(ctx context.Context, in <-chan eventlog.Entry, publish fu
 			}
 			p.recent.add(msgs)
 			publish(msgs)
-			changes = changes[:0]
+			now := time.Now()
+			for _, c := range committed {
+				p.lag.Observe(now.Sub(c).Seconds())
+			}
+			changes, committed = changes[:0], committed[:0]
 		}
 		p.behind.Store(0)
 	}
@@ -200,17 +218,20 @@ func (p *Pipeline) appendChange(ctx context.Context, changes []decode.Change, e 
 func (p *Pipeline) messages(ctx context.Context, changes []decode.Change, retry bool) ([]*hub.Message, error) {
 	delay := 100 * time.Millisecond
 	for {
+		start := time.Now()
 		events, err := p.enricher.Enrich(ctx, changes)
 		if err == nil {
+			p.enrichSeconds.Observe(time.Since(start).Seconds())
+			p.enrichEvents.Observe(float64(len(changes)))
 			if retry {
 				p.enrichFailing.Store(false)
 			}
 			msgs := make([]*hub.Message, len(events))
 			for i, ev := range events {
-				if ev.Partial {
-					p.partial.Inc()
-				}
 				msgs[i] = hub.NewMessage(ev)
+				if ev.Partial {
+					p.partial.Add(uint8(ev.Kind), msgs[i].Name, 1)
+				}
 			}
 			return msgs, nil
 		}
@@ -367,7 +388,7 @@ func (p *Pipeline) Followed(ctx context.Context, events []fleet.Event) []*hub.Me
 			continue
 		}
 		if e.Partial {
-			p.partial.Inc()
+			p.partial.Add(uint8(k), e.Name, 1)
 		}
 		msgs = append(msgs, hub.NewMessage(enrich.Event{ID: e.ID, Kind: k, Name: e.Name, AccountID: e.AccountID, Data: e.Data, Partial: e.Partial, Origin: e.Origin}))
 	}

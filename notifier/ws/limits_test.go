@@ -188,7 +188,7 @@ func TestPingFlood(t *testing.T) {
 	if n := pongs.Load(); n >= 50 {
 		t.Fatalf("%d pongs for 100 pings at 5 a second", n)
 	}
-	s.checkMetric(t, `notifier_ws_closed_total{reason="client_flood"}`, 1)
+	s.checkMetric(t, `notifier_connections_closed_total{reason="client_flood",transport="ws"}`, 1)
 }
 
 // TestFragmentedMessageTooBig: a message over ws.read_limit is closed with 1009 and
@@ -216,7 +216,7 @@ func TestFragmentedMessageTooBig(t *testing.T) {
 	if c := closeCode(t, whole); c != websocket.CloseMessageTooBig {
 		t.Fatalf("whole: close code %d, want 1009", c)
 	}
-	s.waitMetric(t, `notifier_ws_closed_total{reason="message_too_big"}`, 2)
+	s.waitMetric(t, `notifier_connections_closed_total{reason="message_too_big",transport="ws"}`, 2)
 	// Fragments of a message within the limit are fine.
 	calm, resp, err := s.dial(t, &websocket.Dialer{WriteBufferSize: 50})
 	if err != nil {
@@ -276,7 +276,7 @@ func TestConnectionLimitCountsSockets(t *testing.T) {
 	if got := body(resp); !strings.Contains(got, `{"error":"too many connections"}`) {
 		t.Fatalf("refusal body %s", got)
 	}
-	s.checkMetric(t, `notifier_ws_refused_total{reason="limit"}`, 1)
+	s.checkMetric(t, `notifier_connections_refused_total{reason="limit",transport="ws"}`, 1)
 	s.checkMetric(t, `notifier_http_connections_refused_total{reason="limit"}`, 1)
 
 	// Over the limit, /healthz is answered, and the connection closed after it.
@@ -302,5 +302,5 @@ func TestConnectionLimitCountsSockets(t *testing.T) {
 	_ = first.Close()
 	s.waitMetric(t, `notifier_http_connections`, 2)
 	s.mustDial(t)
-	s.waitMetric(t, `notifier_ws_connections`, 3)
+	s.waitMetric(t, `notifier_connections{transport="ws"}`, 3)
 }

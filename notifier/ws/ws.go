@@ -19,6 +19,7 @@ import (
 	"github.com/pgnotifier/notifier/internal/inflight"
 	"github.com/pgnotifier/notifier/internal/metrics"
 	"github.com/pgnotifier/notifier/internal/ratelimit"
+	"github.com/pgnotifier/notifier/internal/reqid"
 	"github.com/pgnotifier/notifier/notifier/contract"
 	"github.com/pgnotifier/notifier/notifier/decode"
 	"github.com/pgnotifier/notifier/notifier/hub"
@@ -77,19 +78,24 @@ type Handler struct {
 }
 
 type handlerMetrics struct {
-	open    *metrics.Gauge
-	refused map[string]*metrics.Counter
-	closed  map[int]*metrics.Counter
+	open      *metrics.Gauge
+	refused   map[string]*metrics.Counter
+	closed    map[int]*metrics.Counter
+	delivered *metrics.Indexed
 }
+
+// transport labels this handler's metrics.
+const transport = "ws"
 
 func newHandlerMetrics(r *metrics.Registry) handlerMetrics {
 	m := handlerMetrics{
-		open:    r.Gauge("notifier_ws_connections", "Open /ws connections."),
-		refused: map[string]*metrics.Counter{},
-		closed:  map[int]*metrics.Counter{},
+		open:      r.Connections(transport),
+		refused:   map[string]*metrics.Counter{},
+		closed:    map[int]*metrics.Counter{},
+		delivered: r.Delivered(transport),
 	}
 	for _, reason := range []string{"auth", "bad_request", "origin", "limit", "account_limit", "shutdown", "unavailable", "upgrade"} {
-		m.refused[reason] = r.Counter("notifier_ws_refused_total", "Refused /ws handshakes by reason.", "reason", reason)
+		m.refused[reason] = r.Refused(transport, reason)
 	}
 	for code, reason := range map[int]string{
 		CloseTokenExpired:            "token_expired",
@@ -99,7 +105,7 @@ func newHandlerMetrics(r *metrics.Registry) handlerMetrics {
 		contract.CloseClientFlood:    "client_flood",
 		websocket.CloseMessageTooBig: "message_too_big",
 	} {
-		m.closed[code] = r.Counter("notifier_ws_closed_total", "/ws connections closed by the server, by reason.", "reason", reason)
+		m.closed[code] = r.Closed(transport, reason)
 	}
 	return m
 }
@@ -242,13 +248,13 @@ func (hd *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case errors.Is(err, hub.ErrShutdown):
 			hd.refuse(w, http.StatusServiceUnavailable, "shutdown", err)
 		default:
-			hd.logger.ErrorContext(r.Context(), "subscribe", "account_id", claims.AccountID, "since", since, "error", err)
+			hd.logger.ErrorContext(r.Context(), "subscribe", "request_id", reqid.From(r.Context()), "account_id", claims.AccountID, "since", since, "error", err)
 			hd.refuse(w, http.StatusServiceUnavailable, "unavailable", errUnavailable)
 		}
 		return
 	}
 	defer sub.Close()
-	conn, err := hd.upgrader.Upgrade(w, r, nil)
+	conn, err := hd.upgrader.Upgrade(w, r, reqid.UpgradeHeader(r.Context()))
 	if err != nil {
 		hd.m.refused["upgrade"].Inc()
 		return // the upgrader answered the client already
@@ -261,7 +267,7 @@ func (hd *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer hd.conns.Done()
 	hd.m.open.Add(1)
 	defer hd.m.open.Add(-1)
-	c := &connection{hd: hd, ws: conn, claims: claims, logger: hd.logger.With("account_id", claims.AccountID, "remote", r.RemoteAddr)}
+	c := &connection{hd: hd, ws: conn, claims: claims, logger: hd.logger.With("request_id", reqid.From(r.Context()), "account_id", claims.AccountID, "remote", r.RemoteAddr)}
 	c.serve(r.Context(), sub, resync)
 }
 
@@ -324,6 +330,7 @@ func (c *connection) serve(ctx context.Context, sub *hub.Subscription, resync bo
 			if err := c.write(m.Frame); err != nil {
 				return
 			}
+			c.hd.m.delivered.Add(uint8(m.Kind), m.Name, 1)
 		}
 		clear(batch) // drop references so delivered messages can be freed
 		if errors.Is(err, hub.ErrResync) {
