@@ -109,7 +109,6 @@ type Auth struct {
 
 // Hub configures rooms and per-connection queues.
 type Hub struct {
-	RoomPrefix   string        `mapstructure:"room_prefix"`
 	ReplayBuffer int           `mapstructure:"replay_buffer"`
 	ReplayCache  int           `mapstructure:"replay_cache"`
 	MaxLag       time.Duration `mapstructure:"max_lag"`
@@ -203,7 +202,6 @@ var defaults = map[string]any{
 	"auth.issuer":                              "",
 	"auth.audience":                            "",
 	"events":                                   []string{},
-	"hub.room_prefix":                          "orders.account.",
 	"hub.max_lag":                              30 * time.Second,
 	"hub.replay_buffer":                        1024,
 	"hub.replay_cache":                         8192,
@@ -299,6 +297,11 @@ func unknownEnv(environ []string) error {
 		name, _, _ := strings.Cut(kv, "=")
 		if strings.HasPrefix(name, envPrefix) && !strings.HasPrefix(name, testEnvPrefix) {
 			if _, found := slices.BinarySearch(known, name); !found {
+				for k, why := range removed {
+					if envName(k) == name {
+						return fmt.Errorf("%w: environment %s: key %s was removed: %s", ErrInvalid, name, k, why)
+					}
+				}
 				unknown = append(unknown, name)
 			}
 		}
@@ -308,6 +311,12 @@ func unknownEnv(environ []string) error {
 	}
 	slices.Sort(unknown)
 	return fmt.Errorf("%w: environment %s: unknown key%s", ErrInvalid, unknown[0], suggest(unknown[0], known))
+}
+
+// removed names keys that existed once, with what to do instead: a file that still
+// sets one gets that, not a bare "unknown key".
+var removed = map[string]string{
+	"hub.room_prefix": "it only named rooms in debug log lines; delete it",
 }
 
 // unknownKeys refuses a key of the file that no setting has (a misspelt http.adr would
@@ -321,6 +330,9 @@ func unknownKeys(file string) error {
 	keys := fv.AllKeys()
 	slices.Sort(keys)
 	for _, k := range keys {
+		if why, ok := removed[k]; ok {
+			return fmt.Errorf("%w: config file %s: key %q was removed: %s", ErrInvalid, file, k, why)
+		}
 		if _, ok := defaults[k]; !ok {
 			return fmt.Errorf("%w: config file %s: unknown key %q%s", ErrInvalid, file, k, suggest(k, slices.Sorted(maps.Keys(defaults))))
 		}

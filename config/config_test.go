@@ -96,7 +96,7 @@ func defaults() config.Config {
 		},
 		Auth: config.Auth{Algorithm: "HS256", AccountClaim: "accountId", JWKSRefresh: 10 * time.Minute, JWKSMinRefresh: 30 * time.Second},
 
-		Hub: config.Hub{RoomPrefix: "orders.account.", ReplayBuffer: 1024, ReplayCache: 8192, MaxLag: 30 * time.Second},
+		Hub: config.Hub{ReplayBuffer: 1024, ReplayCache: 8192, MaxLag: 30 * time.Second},
 		WS:  config.WS{PingInterval: 25 * time.Second, PongWait: time.Minute, WriteWait: 10 * time.Second, ReadLimit: 4096, MaxClientMessages: 10},
 		SocketIO: config.SocketIO{
 			PingInterval: 25 * time.Second, PingTimeout: 20 * time.Second, MaxPayload: 1000000, ConnectTimeout: 10 * time.Second,
@@ -163,7 +163,6 @@ var everyKey = []struct {
 	{"auth.issuer", "https://id.example", "https://id.example"},
 	{"auth.audience", "notifier", "notifier"},
 	{"events", "doctors.created", "[doctors.created]"},
-	{"hub.room_prefix", "room.", "room."},
 	{"hub.replay_buffer", "16", "16"},
 	{"hub.replay_cache", "0", "0"},
 	{"hub.max_lag", "5s", "5s"},
@@ -217,7 +216,7 @@ var everyKeyConfig = config.Config{
 	Auth: config.Auth{Algorithm: "HS256", JWTSecret: secret, AccountClaim: "tenant", ES256LowS: true, Issuer: "https://id.example", Audience: "notifier",
 		JWKSRefresh: 5 * time.Minute, JWKSMinRefresh: 10 * time.Second},
 	Events: []string{"doctors.created"},
-	Hub:    config.Hub{RoomPrefix: "room.", ReplayBuffer: 16, ReplayCache: 0, MaxLag: 5 * time.Second},
+	Hub:    config.Hub{ReplayBuffer: 16, ReplayCache: 0, MaxLag: 5 * time.Second},
 	WS:     config.WS{PingInterval: time.Second, PongWait: 2 * time.Second, WriteWait: 3 * time.Second, ReadLimit: 512, MaxClientMessages: 3},
 	SocketIO: config.SocketIO{
 		PingInterval: 5 * time.Second, PingTimeout: 4 * time.Second, MaxPayload: 2048, RecoverySecret: "recovery",
@@ -554,6 +553,7 @@ func TestUnknownFileKey(t *testing.T) {
 		"http:\n  adr: \":9000\"\n": `unknown key "http.adr" (did you mean http.addr?)`,
 		"loggin:\n  level: debug\n": `unknown key "loggin.level" (did you mean logging.level?)`,
 		"events_allow: [a]\n":       `unknown key "events_allow"`,
+		"hub:\n  room_prefix: r.\n": `key "hub.room_prefix" was removed: it only named rooms in debug log lines; delete it`,
 	} {
 		_, err := config.Load(writeFile(t, body), nil)
 		if !errors.Is(err, config.ErrInvalid) || !strings.HasSuffix(err.Error(), says) || strings.Contains(err.Error(), "\n") {
@@ -577,6 +577,7 @@ func TestUnknownEnvKey(t *testing.T) {
 		{"NOTIFIER_HTTP", "invalid configuration: environment NOTIFIER_HTTP: unknown key"},
 		{"NOTIFIER_FLEET_COST", "invalid configuration: environment NOTIFIER_FLEET_COST: unknown key"},
 		{"NOTIFIER_JWT_SECRET", "invalid configuration: environment NOTIFIER_JWT_SECRET: unknown key"},
+		{"NOTIFIER_HUB_ROOM_PREFIX", "invalid configuration: environment NOTIFIER_HUB_ROOM_PREFIX: key hub.room_prefix was removed: it only named rooms in debug log lines; delete it"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv(tc.name, "") // empty is set too

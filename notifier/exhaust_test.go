@@ -237,7 +237,7 @@ func TestExhaustUnauthenticatedSessions(t *testing.T) {
 	if open := metricValue(t, page, "notifier_socketio_sessions_unauthenticated"); open > perAddress {
 		t.Errorf("%d unauthenticated sessions open, want at most %d", open, perAddress)
 	}
-	if got := metricValue(t, page, `notifier_socketio_refused_total{reason="address_limit"}`); got != refused.Load() {
+	if got := metricValue(t, page, `notifier_connections_refused_total{reason="address_limit",transport="socketio"}`); got != refused.Load() {
 		t.Errorf("refusals counted %d, answered %d", got, refused.Load())
 	}
 	// Only sessions that timed out meanwhile can have left room for more.
@@ -271,7 +271,7 @@ func TestExhaustUnauthenticatedSessions(t *testing.T) {
 	if n := metricValue(t, page, "notifier_socketio_sessions"); n != 0 {
 		t.Errorf("notifier_socketio_sessions = %d after the timeout", n)
 	}
-	if n := metricValue(t, page, `notifier_socketio_closed_total{reason="connect_timeout"}`); n != int64(len(sids)) {
+	if n := metricValue(t, page, `notifier_connections_closed_total{reason="connect_timeout",transport="socketio"}`); n != int64(len(sids)) {
 		t.Errorf("connect timeouts counted %d, want %d", n, len(sids))
 	}
 }
@@ -368,7 +368,7 @@ func TestExhaustHeldBodies(t *testing.T) {
 		t.Errorf("answers %v: want every body cut at the read timeout", answers)
 	}
 	page := b.metrics(t)
-	if n := metricValue(t, page, `notifier_socketio_closed_total{reason="transport_error"}`); n != connected {
+	if n := metricValue(t, page, `notifier_connections_closed_total{reason="transport_error",transport="socketio"}`); n != connected {
 		t.Errorf("sessions closed for a body cut short: %d, want %d", n, connected)
 	}
 }
@@ -489,12 +489,12 @@ func TestExhaustConnectionLimit(t *testing.T) {
 	}
 	page := b.metrics(t)
 	for series, want := range map[string]int64{
-		"notifier_http_connections":                                         limit + 1, // and this scrape
-		`notifier_http_connections_refused_total{reason="limit"}`:           attempts - limit + 3,
-		`notifier_socketio_refused_total{reason="limit"}`:                   attempts - limit,
-		`notifier_connections_refused_total{reason="limit",transport="ws"}`: 1,
-		"notifier_socketio_sessions":                                        limit,
-		`notifier_http_connections_refused_total{reason="overflow"}`:        0,
+		"notifier_http_connections":                                               limit + 1, // and this scrape
+		`notifier_http_connections_refused_total{reason="limit"}`:                 attempts - limit + 3,
+		`notifier_connections_refused_total{reason="limit",transport="socketio"}`: attempts - limit,
+		`notifier_connections_refused_total{reason="limit",transport="ws"}`:       1,
+		"notifier_socketio_sessions":                                              limit,
+		`notifier_http_connections_refused_total{reason="overflow"}`:              0,
 	} {
 		if got := metricValue(t, page, series); got != want {
 			t.Errorf("%s = %d, want %d", series, got, want)
@@ -746,9 +746,9 @@ func TestExhaustClientFrames(t *testing.T) {
 	}
 	page := b.metrics(t)
 	for series, want := range map[string]int64{
-		`notifier_connections_closed_total{reason="client_flood",transport="ws"}`: 1,
-		`notifier_socketio_closed_total{reason="message_too_big"}`:                1,
-		`notifier_socketio_closed_total{reason="too_many_client_messages"}`:       1,
+		`notifier_connections_closed_total{reason="client_flood",transport="ws"}`:                   1,
+		`notifier_connections_closed_total{reason="message_too_big",transport="socketio"}`:          1,
+		`notifier_connections_closed_total{reason="too_many_client_messages",transport="socketio"}`: 1,
 	} {
 		if got := metricValue(t, page, series); got != want {
 			t.Errorf("%s = %d, want %d", series, got, want)
@@ -792,7 +792,7 @@ func TestSocketIORefusedHandshakeRetried(t *testing.T) {
 	if e := c.WaitEvent(); eventRow(t, e)["id"] != float64(id) {
 		t.Fatalf("got %s, want appointment %d", e, id)
 	}
-	if n := metricValue(t, b.metrics(t), `notifier_socketio_refused_total{reason="address_limit"}`); n < 1 {
+	if n := metricValue(t, b.metrics(t), `notifier_connections_refused_total{reason="address_limit",transport="socketio"}`); n < 1 {
 		t.Fatalf("refusals counted: %d", n)
 	}
 }

@@ -2,7 +2,12 @@ package notifier_test
 
 import (
 	"io"
+	"io/fs"
 	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -87,15 +92,22 @@ func TestMetrics(t *testing.T) {
 	}
 
 	c := b.dial(t, 1, nil)
+	sio := b.sio(t, 1, nil)
+	sio.WaitConnect()
 	b.insertAppointment(t, 1)
 	if f := c.next(t); f.Event != "appointments.created" {
 		t.Fatalf("got %s, want appointments.created", f.Event)
 	}
+	if e := sio.WaitEvent(); e.Name != "appointments.created" {
+		t.Fatalf("Socket.IO got %s, want appointments.created", e)
+	}
 	waitSeries(t, internal, `notifier_events_delivered_total{event="appointments.created",transport="ws"}`, 1)
+	waitSeries(t, internal, `notifier_events_delivered_total{event="appointments.created",transport="socketio"}`, 1)
 	page := scrape(t, internal)
 	for series, want := range map[string]float64{
 		`notifier_events_published_total{event="appointments.created"}`: 1,
 		`notifier_connections{transport="ws"}`:                          1,
+		`notifier_connections{transport="socketio"}`:                    1,
 		`notifier_event_lag_seconds_count`:                              1,
 		`notifier_enrich_batch_events_count`:                            1,
 		`notifier_enrich_batch_events_sum`:                              1,
@@ -113,5 +125,57 @@ func TestMetrics(t *testing.T) {
 		if !strings.Contains(page, want) {
 			t.Errorf("no %q in:\n%s", want, page)
 		}
+	}
+}
+
+// TestReadmeMetrics: the README's metrics table names every notifier_* family the code
+// registers, and nothing else.
+func TestReadmeMetrics(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, table, ok := strings.Cut(string(b), "<!-- metrics: begin -->")
+	table, _, ok2 := strings.Cut(table, "<!-- metrics: end -->")
+	if !ok || !ok2 {
+		t.Fatal("README.md has no metrics table between its markers")
+	}
+	var listed []string
+	for line := range strings.Lines(table) {
+		if name, ok := strings.CutPrefix(line, "| `notifier_"); ok {
+			name, _, _ = strings.Cut(name, "`")
+			listed = append(listed, "notifier_"+name)
+		}
+	}
+	registration := regexp.MustCompile(`\.(?:Counter|Gauge|GaugeFunc|Histogram|Indexed)\("(notifier_[a-z_]+)"`)
+	var registered []string
+	err = filepath.WalkDir("..", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == "testdata" || d.Name() == "node_modules" || strings.HasPrefix(d.Name(), ".")) && path != ".." {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		src, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, m := range registration.FindAllSubmatch(src, -1) {
+			registered = append(registered, string(m[1]))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(listed)
+	slices.Sort(registered)
+	registered = slices.Compact(registered)
+	if !slices.Equal(listed, registered) {
+		t.Errorf("README.md's metrics table lists\n%v\nthe code registers\n%v", listed, registered)
 	}
 }

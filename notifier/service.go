@@ -244,7 +244,6 @@ func (s *Service) Run(ctx context.Context) error {
 		return err
 	}
 	s.hub = hub.New(hub.Config{
-		RoomPrefix:               s.cfg.Hub.RoomPrefix,
 		MaxLag:                   s.cfg.Hub.MaxLag,
 		MaxSubscribers:           s.cfg.HTTP.MaxConnections,
 		MaxSubscribersPerAccount: s.cfg.HTTP.MaxConnectionsPerAccount,

@@ -10,7 +10,8 @@
 //
 // A burst costs one round trip of one query per rule whose events it holds (the
 // rule's enrichment function, notifier.enrich_<rule>, installed by its migration), each
-// over the burst's event ids, whatever its size. Events keep the order and the ids of
+// over the burst's event ids, whatever its size, after a setting that keeps their plans
+// cached (genericPlans). Events keep the order and the ids of
 // their Changes. The row's own columns are those the log recorded at its commit
 // (notifier.events.row_data); the clinic's functions read joined rows now and only from
 // the event's account. An event whose rule is gone (removed by a migration since it
@@ -151,6 +152,15 @@ func (e *Enricher) partial(c decode.Change) Event {
 // holds, and its sender.
 const loggedRow = "SELECT e.id, e.row_data::text, coalesce(e.origin, '') FROM notifier.events e WHERE e.id = ANY($1) AND e.row_data IS NOT NULL"
 
+// genericPlans makes the batch that follows (one implicit transaction) run the
+// enrichment functions' queries on their cached generic plans. PostgreSQL's default
+// (plan_cache_mode auto) keeps planning them afresh for each call, because it weighs
+// the planning of a ten-table join at far less than it costs: for a one-event burst of
+// the clinic's appointments, 0.45 ms of the database's 0.7 ms went to planning (pgbench,
+// PostgreSQL 15). Every rule's query looks its burst's rows up by event id, which one
+// plan suits whatever the ids.
+const genericPlans = "SELECT pg_catalog.set_config('plan_cache_mode', 'force_generic_plan', true)"
+
 // query runs the enrichment function of each rule changes come from, in one round
 // trip, and returns the payloads by event id, and the senders of relayed events.
 func (e *Enricher) query(ctx context.Context, changes []decode.Change) (map[int64][]byte, map[int64]string, error) {
@@ -166,6 +176,7 @@ func (e *Enricher) query(ctx context.Context, changes []decode.Change) (map[int6
 	out := make(map[int64][]byte, len(changes))
 	var origins map[int64]string
 	var b pgx.Batch
+	b.Queue(genericPlans)
 	for _, r := range rules {
 		q := loggedRow
 		if r != "" {
@@ -175,6 +186,9 @@ func (e *Enricher) query(ctx context.Context, changes []decode.Change) (map[int6
 	}
 	res := e.db.SendBatch(ctx, &b)
 	defer res.Close()
+	if _, err := res.Exec(); err != nil {
+		return nil, nil, fmt.Errorf("enrich: set plan_cache_mode: %w", err)
+	}
 	for _, r := range rules {
 		var dst map[int64]string // only loggedRow reads the sender
 		if r == "" {

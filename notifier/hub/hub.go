@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -52,7 +51,6 @@ type BoundsFunc func(ctx context.Context) (prunedThrough, head int64, err error)
 
 // Config configures a Hub.
 type Config struct {
-	RoomPrefix   string        // room names are RoomPrefix + account id; default "orders.account."
 	ReplayBuffer int           // messages a room keeps in memory; default 1024
 	ReplayPage   int           // log entries per ReplayFunc call; default 500
 	BatchSize    int           // most messages one Poll returns; default 256
@@ -86,9 +84,6 @@ type Hub struct {
 
 // New returns a Hub whose first published message follows start.
 func New(cfg Config, start int64) *Hub {
-	if cfg.RoomPrefix == "" {
-		cfg.RoomPrefix = "orders.account."
-	}
 	if cfg.ReplayBuffer <= 0 {
 		cfg.ReplayBuffer = 1024
 	}
@@ -118,11 +113,6 @@ func New(cfg Config, start int64) *Hub {
 	m.GaugeFunc("notifier_hub_subscribers", "Live subscriptions, all transports.", func() float64 { return float64(h.subs.Load()) })
 	m.GaugeFunc("notifier_hub_head", "Id of the last event published.", func() float64 { return float64(h.head.Load()) })
 	return h
-}
-
-// Room returns the name of account's room.
-func (h *Hub) Room(account int64) string {
-	return h.cfg.RoomPrefix + strconv.FormatInt(account, 10)
 }
 
 // Head returns the id of the last message published.
@@ -345,6 +335,10 @@ func (r *room) remove(s *Subscription, err error) {
 	s.index = -1
 	s.err = err
 	close(s.done)
+	select {
+	case s.wake <- struct{}{}: // so that a writer waiting on Wake alone learns of it
+	default:
+	}
 	s.hub.subs.Add(-1)
 }
 
@@ -368,7 +362,8 @@ type Subscription struct {
 	err   error
 }
 
-// Wake receives when new messages may be due: call Poll.
+// Wake receives when new messages may be due, and when the subscription ends: call
+// Poll, which returns Err once it has ended.
 func (s *Subscription) Wake() <-chan struct{} { return s.wake }
 
 // Done is closed when the subscription ends; Err then says why.

@@ -19,6 +19,7 @@ import (
 	"github.com/pgnotifier/notifier/internal/auth"
 	"github.com/pgnotifier/notifier/internal/inflight"
 	"github.com/pgnotifier/notifier/internal/metrics"
+	"github.com/pgnotifier/notifier/internal/reqid"
 	"github.com/pgnotifier/notifier/notifier/contract"
 	"github.com/pgnotifier/notifier/notifier/decode"
 	"github.com/pgnotifier/notifier/notifier/hub"
@@ -194,23 +195,29 @@ type Handler struct {
 }
 
 type handlerMetrics struct {
-	sessions, unauthenticated *metrics.Gauge
-	refused                   map[string]*metrics.Counter
-	closed                    map[string]*metrics.Counter
+	sessions, unauthenticated, connected *metrics.Gauge
+	refused                              map[string]*metrics.Counter
+	closed                               map[string]*metrics.Counter
+	delivered                            *metrics.Indexed
 }
+
+// transport labels this handler's metrics in the families /ws shares.
+const metricsTransport = "socketio"
 
 func newHandlerMetrics(r *metrics.Registry) handlerMetrics {
 	m := handlerMetrics{
 		sessions:        r.Gauge("notifier_socketio_sessions", "Open Engine.IO sessions."),
 		unauthenticated: r.Gauge("notifier_socketio_sessions_unauthenticated", "Engine.IO sessions without a connected socket."),
+		connected:       r.Connections(metricsTransport),
 		refused:         map[string]*metrics.Counter{},
 		closed:          map[string]*metrics.Counter{},
+		delivered:       r.Delivered(metricsTransport),
 	}
 	for _, reason := range []string{refusedLimit, refusedUnauthenticated, refusedAddress, refusedShutdown, refusedOrigin, refusedAuth, refusedAccountLimit, refusedUnavailable} {
-		m.refused[reason] = r.Counter("notifier_socketio_refused_total", "Refused Socket.IO handshakes and CONNECTs, by reason.", "reason", reason)
+		m.refused[reason] = r.Refused(metricsTransport, reason)
 	}
 	for _, reason := range closeReasons {
-		m.closed[reason] = r.Counter("notifier_socketio_closed_total", "Engine.IO sessions closed, and Socket.IO sockets the server ended, by reason.", "reason", strings.ReplaceAll(reason, " ", "_"))
+		m.closed[reason] = r.Closed(metricsTransport, strings.ReplaceAll(reason, " ", "_"))
 	}
 	return m
 }
@@ -492,7 +499,7 @@ func (hd *Handler) handshake(w http.ResponseWriter, r *http.Request, transport s
 		s.awaitPoll(w, r, g)
 		return
 	}
-	conn, err := hd.upgrader.Upgrade(w, r, nil)
+	conn, err := hd.upgrader.Upgrade(w, r, reqid.UpgradeHeader(r.Context()))
 	if err != nil {
 		hd.remove(s) // the upgrader answered; the session never started
 		return
@@ -523,7 +530,7 @@ func (hd *Handler) upgrade(w http.ResponseWriter, r *http.Request, s *session) {
 		hd.refuse(w, http.StatusServiceUnavailable, refusedLimit, msgTooManyConnections)
 		return
 	}
-	conn, err := hd.upgrader.Upgrade(w, r, nil)
+	conn, err := hd.upgrader.Upgrade(w, r, reqid.UpgradeHeader(r.Context()))
 	if err != nil {
 		return
 	}
@@ -551,7 +558,7 @@ var (
 // connects; it refuses one once the handler is closed or past the caps of
 // unauthenticated sessions.
 func (hd *Handler) newSession(r *http.Request, header string, wsOnly bool) (*session, error) {
-	s := newSession(hd, header, wsOnly, r.RemoteAddr)
+	s := newSession(hd, header, wsOnly, r.RemoteAddr, reqid.From(r.Context()))
 	hd.mu.Lock()
 	defer hd.mu.Unlock()
 	switch {
@@ -591,21 +598,22 @@ func addressKey(remote string) string {
 
 // countUnauthenticatedLocked moves s into (in) or out of the count of sessions
 // without a connected socket; hd.mu is held.
+// The connections gauge, sessions with a connected socket, follows.
 func (hd *Handler) countUnauthenticatedLocked(s *session, in bool) {
-	if s.unauthenticated == in {
-		return
-	}
-	s.unauthenticated = in
-	if in {
-		hd.unauth++
-		hd.byAddr[s.addr]++
-	} else {
-		hd.unauth--
-		if hd.byAddr[s.addr]--; hd.byAddr[s.addr] == 0 {
-			delete(hd.byAddr, s.addr)
+	if s.unauthenticated != in {
+		s.unauthenticated = in
+		if in {
+			hd.unauth++
+			hd.byAddr[s.addr]++
+		} else {
+			hd.unauth--
+			if hd.byAddr[s.addr]--; hd.byAddr[s.addr] == 0 {
+				delete(hd.byAddr, s.addr)
+			}
 		}
 	}
 	hd.m.unauthenticated.Set(int64(hd.unauth))
+	hd.m.connected.Set(int64(len(hd.sessions) - hd.unauth))
 }
 
 // setAuthenticated counts s as having a connected socket, or no longer.

@@ -431,6 +431,13 @@ func (w *wsSession) send(s string) {
 	}
 }
 
+// sendRefused sends a message the server refuses by closing the connection: the
+// close may come while the message is still being written, so the write may fail.
+func (w *wsSession) sendRefused(s string) {
+	w.t.Helper()
+	_ = w.conn.WriteMessage(websocket.TextMessage, []byte(s))
+}
+
 // connect sends CONNECT with the token and returns the ack.
 func (w *wsSession) connect(tok string) string {
 	w.t.Helper()

@@ -66,7 +66,7 @@ func TestUnauthenticatedLimit(t *testing.T) {
 	if _, resp, err := b.dialWS(t, "", nil); err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("WebSocket handshake past the limit: %v, want 503", err)
 	}
-	checkMetric(t, b.metrics, `notifier_socketio_refused_total{reason="unauthenticated_limit"}`, 2)
+	checkMetric(t, b.metrics, `notifier_connections_refused_total{reason="unauthenticated_limit",transport="socketio"}`, 2)
 	checkMetric(t, b.metrics, `notifier_socketio_sessions`, 3)
 	checkMetric(t, b.metrics, `notifier_socketio_sessions_unauthenticated`, 3)
 
@@ -90,7 +90,7 @@ func TestUnauthenticatedLimit(t *testing.T) {
 	b.openPolling(t)
 	b.openWS(t)
 	checkMetric(t, b.metrics, `notifier_socketio_sessions`, 3)
-	checkMetric(t, b.metrics, `notifier_socketio_refused_total{reason="unauthenticated_limit"}`, 4)
+	checkMetric(t, b.metrics, `notifier_connections_refused_total{reason="unauthenticated_limit",transport="socketio"}`, 4)
 }
 
 // TestUnauthenticatedPerAddress: past Config.MaxUnauthenticatedPerAddress sessions
@@ -105,7 +105,7 @@ func TestUnauthenticatedPerAddress(t *testing.T) {
 	if _, resp, err := b.dialWS(t, "", nil); err == nil || resp == nil || resp.StatusCode != http.StatusTooManyRequests {
 		t.Fatalf("WebSocket handshake past the limit: %v, want 429", err)
 	}
-	checkMetric(t, b.metrics, `notifier_socketio_refused_total{reason="address_limit"}`, 2)
+	checkMetric(t, b.metrics, `notifier_connections_refused_total{reason="address_limit",transport="socketio"}`, 2)
 	p.connect(token(t, 1, time.Hour))
 	b.openPolling(t)
 }
@@ -120,7 +120,7 @@ func TestConnectTimeoutFreesThePlace(t *testing.T) {
 	})
 	b.openWS(t).closed()
 	b.openPolling(t).gone() // the place is free again, until the timeout
-	checkMetric(t, b.metrics, `notifier_socketio_closed_total{reason="connect_timeout"}`, 2)
+	checkMetric(t, b.metrics, `notifier_connections_closed_total{reason="connect_timeout",transport="socketio"}`, 2)
 }
 
 // TestUnauthenticatedPayload: before its socket connects, a session may send no more
@@ -141,9 +141,9 @@ func TestUnauthenticatedPayload(t *testing.T) {
 	p.mustPost(big)
 
 	w := b.openWS(t)
-	w.send(big)
+	w.sendRefused(big)
 	w.closed()
-	checkMetric(t, b.metrics, `notifier_socketio_closed_total{reason="message_too_big"}`, 1)
+	checkMetric(t, b.metrics, `notifier_connections_closed_total{reason="message_too_big",transport="socketio"}`, 1)
 	w = b.openWS(t)
 	w.connect(token(t, 1, time.Hour))
 	w.send(big)
@@ -183,7 +183,7 @@ func TestClientPacketFlood(t *testing.T) {
 	p := b.openPolling(t)
 	p.mustPost(strings.Repeat("6\x1e", 19) + "6")
 	p.gone()
-	checkMetric(t, b.metrics, `notifier_socketio_closed_total{reason="too_many_client_messages"}`, 4)
+	checkMetric(t, b.metrics, `notifier_connections_closed_total{reason="too_many_client_messages",transport="socketio"}`, 4)
 
 	// Within the budget, nothing happens.
 	calm := b.openWS(t)
@@ -226,7 +226,7 @@ func TestLongPollOutlivesReadTimeout(t *testing.T) {
 	if got, want := w.read(), eventFrame("appointments.created", `{"id":2}`, id); got != want {
 		t.Fatalf("got %q, want %q", got, want)
 	}
-	checkMetric(t, b.metrics, `notifier_socketio_closed_total{reason="poll_closed_prematurely"}`, 0)
+	checkMetric(t, b.metrics, `notifier_connections_closed_total{reason="poll_closed_prematurely",transport="socketio"}`, 0)
 }
 
 // TestOverLimitRefusesHandshakes: on a connection over http.max_connections a
@@ -248,5 +248,5 @@ func TestOverLimitRefusesHandshakes(t *testing.T) {
 	if r := do(t, http.MethodPost, b.eioURL("polling", p.sid), "6", h); r.status != http.StatusOK {
 		t.Fatalf("POST of a session over the limit = %d %s", r.status, r.body)
 	}
-	checkMetric(t, b.metrics, `notifier_socketio_refused_total{reason="limit"}`, 3)
+	checkMetric(t, b.metrics, `notifier_connections_refused_total{reason="limit",transport="socketio"}`, 3)
 }

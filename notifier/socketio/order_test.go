@@ -224,6 +224,6 @@ func TestConnectTimeoutDespiteHeartbeat(t *testing.T) {
 		}
 		w.send("3")
 	}
-	checkMetric(t, b.metrics, `notifier_socketio_closed_total{reason="connect_timeout"}`, 1)
-	checkMetric(t, b.metrics, `notifier_socketio_closed_total{reason="ping_timeout"}`, 0)
+	checkMetric(t, b.metrics, `notifier_connections_closed_total{reason="connect_timeout",transport="socketio"}`, 1)
+	checkMetric(t, b.metrics, `notifier_connections_closed_total{reason="ping_timeout",transport="socketio"}`, 0)
 }

@@ -137,7 +137,7 @@ func TestOversizedPost(t *testing.T) {
 	}
 	// A packet over the limit on a WebSocket closes it.
 	w := b.openWS(t)
-	w.send(big)
+	w.sendRefused(big)
 	w.closed()
 }
 

@@ -12,7 +12,7 @@ import (
 )
 
 // TestCloseReasonsCounted: every reason a session or socket is ended with has a
-// series of notifier_socketio_closed_total, so none goes uncounted.
+// series of notifier_connections_closed_total{transport="socketio"}, so none goes uncounted.
 func TestCloseReasonsCounted(t *testing.T) {
 	t.Parallel()
 	fset := token.NewFileSet()

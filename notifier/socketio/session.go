@@ -139,14 +139,16 @@ type session struct {
 	conns   sync.WaitGroup      // feeders
 }
 
-func newSession(hd *Handler, header string, wsOnly bool, remote string) *session {
+// newSession returns an unregistered session of hd; its log lines carry the
+// handshake's request id (reqid) and the client's address.
+func newSession(hd *Handler, header string, wsOnly bool, remote, requestID string) *session {
 	s := &session{
 		hd:           hd,
 		id:           newEngineID(),
 		header:       header,
 		wsOnly:       wsOnly,
 		addr:         addressKey(remote),
-		logger:       hd.logger.With("remote", remote),
+		logger:       hd.logger.With("request_id", requestID, "remote", remote),
 		ready:        make(chan struct{}, 1),
 		results:      make(chan connectResult),
 		feeds:        make(chan fed),
@@ -396,7 +398,9 @@ func (s *session) flush() {
 		for i, p := range s.out {
 			var err error
 			if p.msg != nil {
-				err = s.writeEvent(p.msg)
+				if err = s.writeEvent(p.msg); err == nil {
+					s.hd.m.delivered.Add(uint8(p.msg.Kind), p.msg.Name, 1)
+				}
 			} else {
 				err = writeWS(s.ws, s.hd.cfg.WriteWait, p.raw)
 			}
@@ -437,6 +441,7 @@ func (s *session) payload() []byte {
 		}
 		if p.msg != nil {
 			b = s.appendEvent(b, p.msg)
+			s.hd.m.delivered.Add(uint8(p.msg.Kind), p.msg.Name, 1) // handed to the GET's answer
 		} else {
 			b = append(b, p.raw...)
 		}

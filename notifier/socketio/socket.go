@@ -366,7 +366,7 @@ func (s *session) ack(pid string) {
 	s.connectTimer.Stop()
 	s.expiryTimer.Reset(s.claims.ExpiresAt.Sub(s.hd.cfg.NowFunc()))
 	s.logger = s.logger.With("socket_id", s.sid)
-	s.logger.Debug("socket connected", "transport", s.transportName(), "room", s.hd.hub.Room(s.claims.AccountID))
+	s.logger.Debug("socket connected", "transport", s.transportName())
 }
 
 // askFeeder asks the feeder for the next batch when the transport can take it:

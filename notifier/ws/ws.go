@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -311,16 +312,31 @@ func (c *connection) serve(ctx context.Context, sub *hub.Subscription, resync bo
 	readDone := make(chan struct{})
 	go c.readPump(readDone, cancel)
 
-	c.logger.Debug("connected", "room", c.hd.hub.Room(c.claims.AccountID), "cursor", sub.Cursor())
+	c.logger.Debug("connected", "cursor", sub.Cursor())
 	if resync {
 		if err := c.write(ResyncFrame); err != nil {
 			return
 		}
 	}
 
-	expiry := time.NewTimer(c.claims.ExpiresAt.Sub(cfg.NowFunc()))
+	// The token's expiry and the pings are timer callbacks that poke tick, not timer
+	// channels in the select below: the writer waits there after every delivery, and
+	// each wait on a timer channel puts its timer into the runtime's timer heap and
+	// takes it out again on waking.
+	tick := make(chan struct{}, 1)
+	var expired, pingDue atomic.Bool
+	poke := func(flag *atomic.Bool) func() {
+		return func() {
+			flag.Store(true)
+			select {
+			case tick <- struct{}{}:
+			default: // a poke is pending already
+			}
+		}
+	}
+	expiry := time.AfterFunc(c.claims.ExpiresAt.Sub(cfg.NowFunc()), poke(&expired))
 	defer expiry.Stop()
-	ping := time.NewTicker(cfg.PingInterval)
+	ping := time.AfterFunc(cfg.PingInterval, poke(&pingDue))
 	defer ping.Stop()
 	var batch []*hub.Message
 	for {
@@ -360,16 +376,20 @@ func (c *connection) serve(ctx context.Context, sub *hub.Subscription, resync bo
 		if len(batch) > 0 {
 			continue // more may be due at once
 		}
+		// Wake also fires when the subscription ends: the next Poll says why.
 		select {
 		case <-sub.Wake():
-		case <-sub.Done():
-		case <-expiry.C:
-			c.close(CloseTokenExpired, ReasonTokenExpired)
-			c.awaitClose(readDone)
-			return
-		case <-ping.C:
-			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(cfg.WriteWait)); err != nil {
+		case <-tick:
+			if expired.Load() {
+				c.close(CloseTokenExpired, ReasonTokenExpired)
+				c.awaitClose(readDone)
 				return
+			}
+			if pingDue.Swap(false) {
+				if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(cfg.WriteWait)); err != nil {
+					return
+				}
+				ping.Reset(cfg.PingInterval)
 			}
 		case <-readDone:
 			return

@@ -97,6 +97,7 @@
       waitingHours: function (h, m) { return 'waiting ' + h + ' h ' + m + ' min'; },
       statuses: { Agendado: 'Scheduled', 'Check-in': 'Checked in', 'Em atendimento': 'In service',
         Finalizado: 'Finished', Cancelado: 'Cancelled' },
+      reasons: {}, // the server's own words
     },
     'pt-BR': {
       title: 'Painel ao vivo da clínica',
@@ -141,6 +142,25 @@
       justArrived: 'acabou de chegar', waiting: function (m) { return 'aguardando ' + m + ' min'; },
       waitingHours: function (h, m) { return 'aguardando ' + h + ' h ' + m + ' min'; },
       statuses: {},
+      // The server's reasons (tokens refused, connections ended, lists refused), which
+      // it words in English; a reason not listed here is shown as the server said it.
+      reasons: {
+        'missing token': 'token ausente', 'token too large': 'token grande demais',
+        'malformed token': 'token malformado', 'duplicate header parameter': 'parâmetro de cabeçalho duplicado',
+        'duplicate claim': 'claim duplicada', 'unsupported critical header': 'cabeçalho crítico não suportado',
+        'unencoded payload not supported': 'payload não codificado não suportado',
+        'unexpected signing algorithm': 'algoritmo de assinatura inesperado', 'invalid signature': 'assinatura inválida',
+        'non-canonical signature (high S)': 'assinatura não canônica (S alto)',
+        'unknown signing key': 'chave de assinatura desconhecida',
+        'signing keys unavailable': 'chaves de assinatura indisponíveis', 'token expired': 'token expirado',
+        'token not valid yet': 'token ainda não válido', 'missing or invalid account claim': 'claim de conta ausente ou inválida',
+        'token from another issuer': 'token de outro emissor', 'token for another audience': 'token de outro público',
+        'too many connections': 'conexões demais', 'too many connections for this account': 'conexões demais para esta conta',
+        'slow consumer': 'cliente lento', 'server shutting down': 'servidor sendo desligado',
+        'server error': 'erro no servidor', 'too many client messages': 'mensagens demais do cliente',
+        'too many snapshots in progress: retry': 'consultas de listas demais em andamento: tente de novo',
+        'snapshot failed: the database is unavailable, retry': 'consulta de lista falhou: o banco de dados está indisponível, tente de novo',
+      },
     },
   };
 
@@ -154,6 +174,11 @@
     return 'en';
   })();
   var T = STRINGS[LANG];
+
+  // say is a reason the server gave, in the page's language.
+  function say(reason) {
+    return (reason && T.reasons[reason]) || reason;
+  }
 
   // Times are 24-hour in either language.
   var timeFormat = new Intl.DateTimeFormat(LANG, { hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
@@ -437,11 +462,11 @@
       showBanner(T.couldNotLoadLists(String(err)), T.retry, load);
       return;
     }
-    var what = T.couldNotLoad(T[err.list.title], err.list.name, err.status, err.reason || T.unknownReason);
+    var what = T.couldNotLoad(T[err.list.title], err.list.name, err.status, say(err.reason) || T.unknownReason);
     if (err.status === 401) {
       forgetToken();
-      setConn('auth', err.reason);
-      openTokenDialog(T.refused(err.reason || T.unknownReason));
+      setConn('auth', say(err.reason));
+      openTokenDialog(T.refused(say(err.reason) || T.unknownReason));
       return;
     }
     if (err.status === 503) {
@@ -501,7 +526,7 @@
         return;
       }
       setConn('offline');
-      showBanner(T.serverEnded(state.serverReason), T.reconnect, function () {
+      showBanner(T.serverEnded(say(state.serverReason)), T.reconnect, function () {
         setConn('connecting');
         socket.connect();
       });
@@ -514,8 +539,8 @@
       }
       // Refused by the server (bad or expired token): the client does not retry.
       forgetToken();
-      setConn('auth', err && err.message);
-      openTokenDialog(T.refused((err && err.message) || T.unknownReason));
+      setConn('auth', say(err && err.message));
+      openTokenDialog(T.refused(say(err && err.message) || T.unknownReason));
     });
     socket.io.on('reconnect_attempt', function (n) {
       setConn('reconnecting', n > 1 ? T.attempt(n) : '');
