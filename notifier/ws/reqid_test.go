@@ -65,17 +65,18 @@ func TestLogLinesCarryRequestID(t *testing.T) {
 	if got := resp.Header.Get(reqid.Header); got != "trace-42" {
 		t.Errorf("handshake answer %s = %q, want trace-42", reqid.Header, got)
 	}
-	// The connection is registered with the hub before its "connected" line; closing
-	// the hub ends it, and Wait returns once its goroutine (and so that line) is done.
-	h.Close()
-	hd.Wait()
-	for line := range strings.Lines(logs.String()) {
-		if strings.Contains(line, "msg=connected") {
-			if !strings.Contains(line, "component=ws") || !strings.Contains(line, "request_id=trace-42") {
-				t.Errorf("connected line lacks component or request id: %s", line)
+	// The "connected" line follows the handshake's answer: wait for it.
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		for line := range strings.Lines(logs.String()) {
+			if strings.Contains(line, "msg=connected") {
+				if !strings.Contains(line, "component=ws") || !strings.Contains(line, "request_id=trace-42") {
+					t.Errorf("connected line lacks component or request id: %s", line)
+				}
+				return
 			}
-			return
 		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	t.Fatalf("no connected line in:\n%s", logs.String())
 }
