@@ -559,6 +559,16 @@ async function main() {
     await waitFor(ptBad, 'a bad token did not show the auth error in pt-BR', () =>
       document.querySelector('#conn').dataset.state === 'auth' && document.querySelector('#token-dialog').open);
     result.authHeaderPt = await notLive(ptBad, 'pt-BR');
+    // The server's reason ("malformed token") in Portuguese, in the badge and the dialog.
+    const ptReason = await ptBad.evaluate(() => ({
+      badge: document.querySelector('#conn-label').textContent,
+      dialog: document.querySelector('#token-dialog').textContent,
+    }));
+    if (ptReason.badge !== 'Erro de autenticação · token malformado' || !ptReason.dialog.includes('token malformado') ||
+        /malformed/.test(ptReason.badge + ptReason.dialog)) {
+      fail(`the pt-BR page words a refused token "${ptReason.badge}" / "${ptReason.dialog.trim()}", want "token malformado"`);
+    }
+    result.authReasonPt = ptReason.badge;
     result.languages = ['en', 'pt-BR'];
 
     // The bad token's snapshot requests are refused (401), which Chromium also logs.
