@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -205,6 +206,81 @@ type wire struct {
 // Every field is required; ids must be positive and the event in the Catalog (an
 // unknown one wraps ErrUnknownEvent too).
 func (c *Catalog) Payload(p []byte) (Change, error) {
+	if ch, ok := c.canonical(p); ok {
+		return ch, nil
+	}
+	return c.payloadJSON(p)
+}
+
+// canonical decodes p when it is exactly what notifier.payload() writes, with a known
+// event of plain ASCII and positive ids without leading zeros: the one form the log
+// and the triggers produce, read without encoding/json's reflection. ok is false for
+// anything else, which payloadJSON then decodes (or refuses) as before.
+func (c *Catalog) canonical(p []byte) (ch Change, ok bool) {
+	rest, ok := cutPrefix(p, `{"id":`)
+	if !ok {
+		return Change{}, false
+	}
+	if ch.ID, rest, ok = positive(rest); !ok {
+		return Change{}, false
+	}
+	if rest, ok = cutPrefix(rest, `,"event":"`); !ok {
+		return Change{}, false
+	}
+	end := 0
+	for end < len(rest) && rest[end] != '"' {
+		if b := rest[end]; b < 0x20 || b >= 0x7f || b == '\\' {
+			return Change{}, false // escapes and other bytes encoding/json rewrites
+		}
+		end++
+	}
+	if end == len(rest) {
+		return Change{}, false
+	}
+	if ch.Kind, ok = c.Kind(string(rest[:end])); !ok {
+		return Change{}, false
+	}
+	if rest, ok = cutPrefix(rest[end:], `","row":`); !ok {
+		return Change{}, false
+	}
+	if ch.RowID, rest, ok = positive(rest); !ok {
+		return Change{}, false
+	}
+	if rest, ok = cutPrefix(rest, `,"account":`); !ok {
+		return Change{}, false
+	}
+	if ch.AccountID, rest, ok = positive(rest); !ok {
+		return Change{}, false
+	}
+	if string(rest) != "}" {
+		return Change{}, false
+	}
+	return ch, true
+}
+
+func cutPrefix(p []byte, prefix string) ([]byte, bool) {
+	if len(p) < len(prefix) || string(p[:len(prefix)]) != prefix {
+		return nil, false
+	}
+	return p[len(prefix):], true
+}
+
+// positive reads the decimal integer at the start of p, in 1..MaxInt64 and without a
+// leading zero, and returns what follows it.
+func positive(p []byte) (n int64, rest []byte, ok bool) {
+	i := 0
+	for ; i < len(p) && p[i] >= '0' && p[i] <= '9'; i++ {
+		d := int64(p[i] - '0')
+		if i == 0 && d == 0 || n > (math.MaxInt64-d)/10 {
+			return 0, nil, false
+		}
+		n = n*10 + d
+	}
+	return n, p[i:], i > 0
+}
+
+// payloadJSON is Payload for any input: encoding/json, then the checks.
+func (c *Catalog) payloadJSON(p []byte) (Change, error) {
 	var w wire
 	if err := json.Unmarshal(p, &w); err != nil {
 		return Change{}, fmt.Errorf("%w: %v", ErrPayload, err)

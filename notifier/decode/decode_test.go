@@ -29,6 +29,15 @@ func TestPayload(t *testing.T) {
 		{"junk", `hello`, Change{}, true},
 		{"empty", ``, Change{}, true},
 		{"array", `[1,2]`, Change{}, true},
+		{"escaped name", `{"id":1,"event":"doctors\u002ecreated","row":2,"account":3}`, Change{1, DoctorCreated, 2, 3}, false},
+		{"spaced", `{"id": 1, "event": "doctors.created", "row": 2, "account": 3} `, Change{1, DoctorCreated, 2, 3}, false},
+		{"other order", `{"event":"doctors.created","id":1,"row":2,"account":3}`, Change{1, DoctorCreated, 2, 3}, false},
+		{"max id", `{"id":9223372036854775807,"event":"doctors.created","row":2,"account":3}`, Change{9223372036854775807, DoctorCreated, 2, 3}, false},
+		{"id overflows", `{"id":9223372036854775808,"event":"doctors.created","row":2,"account":3}`, Change{}, true},
+		{"leading zero", `{"id":01,"event":"doctors.created","row":2,"account":3}`, Change{}, true},
+		{"exponent", `{"id":1e3,"event":"doctors.created","row":2,"account":3}`, Change{}, true},
+		{"trailing junk", `{"id":1,"event":"doctors.created","row":2,"account":3}x`, Change{}, true},
+		{"truncated", `{"id":1,"event":"doctors.created","row":2,"account":3`, Change{}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -102,6 +111,10 @@ func FuzzPayload(f *testing.F) {
 	cat := NewCatalog()
 	f.Fuzz(func(t *testing.T, p []byte) {
 		c, err := cat.Payload(p)
+		// The canonical form's fast path decodes exactly what encoding/json does.
+		if jc, jerr := cat.payloadJSON(p); jc != c || (jerr == nil) != (err == nil) {
+			t.Fatalf("Payload(%q) = %+v, %v; encoding/json: %+v, %v", p, c, err, jc, jerr)
+		}
 		if err != nil {
 			if !errors.Is(err, ErrPayload) {
 				t.Fatalf("error %v does not wrap ErrPayload", err)
@@ -112,4 +125,17 @@ func FuzzPayload(f *testing.F) {
 			t.Fatalf("accepted invalid change %+v from %q", c, p)
 		}
 	})
+}
+
+// BenchmarkPayload is the decoding of one log entry, in the form notifier.payload()
+// writes.
+func BenchmarkPayload(b *testing.B) {
+	c := NewCatalog()
+	p := []byte(`{"id":123456,"event":"appointments.status.changed","row":98765,"account":42}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.Payload(p); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

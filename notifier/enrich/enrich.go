@@ -232,14 +232,52 @@ func readRows(res pgx.BatchResults, out map[int64][]byte, origins map[int64]stri
 		if err != nil {
 			return fmt.Errorf("scan: %w", err)
 		}
-		var buf bytes.Buffer
-		buf.Grow(len(raw))
-		if err := json.Compact(&buf, raw); err != nil {
+		data, err := compact(raw)
+		if err != nil {
 			return fmt.Errorf("row %d: compact json: %w", id, err)
 		}
-		out[id] = buf.Bytes()
+		out[id] = data
 	}
 	return rows.Err()
+}
+
+// compact returns a copy of src, a JSON text as PostgreSQL renders a json or jsonb
+// value, without the spaces between its tokens. It drops the bytes json.Compact would
+// drop, skipping only strings, and is several times faster: json.Compact validates
+// each byte with a state machine, which the database has done already. A text whose
+// strings or brackets do not close (which the database never renders) goes to
+// json.Compact, for its error.
+func compact(src []byte) ([]byte, error) {
+	dst := make([]byte, 0, len(src))
+	depth, start := 0, 0
+	for i := 0; i < len(src); i++ {
+		switch c := src[i]; c {
+		case ' ', '\t', '\n', '\r':
+			dst = append(dst, src[start:i]...)
+			start = i + 1
+		case '{', '[':
+			depth++
+		case '}', ']':
+			depth--
+		case '"':
+			for i++; i < len(src) && src[i] != '"'; i++ {
+				if src[i] == '\\' {
+					i++
+				}
+			}
+			if i >= len(src) {
+				depth = -1 // unterminated string
+			}
+		}
+	}
+	if depth != 0 {
+		var buf bytes.Buffer
+		if err := json.Compact(&buf, src); err != nil {
+			return nil, err
+		}
+		return buf.Bytes(), nil
+	}
+	return append(dst, src[start:]...), nil
 }
 
 // partial is the payload of an event whose row could not be enriched: what the log
