@@ -319,10 +319,17 @@ func (s *Service) Run(ctx context.Context) error {
 	// it does not end a polling GET that waits for packets (net/http clears the
 	// deadline once the request is read), nor a WebSocket: gorilla's upgrade clears
 	// it and the readers own their deadlines. Idle keep-alive connections close.
+	// Socket.IO stamps each connection as it is accepted, so that a session applies
+	// requests that came on different connections in the order they arrived.
 	srv := &http.Server{
-		Handler:           conns.Handler(reqid.Handler(s.routes(wsHandler, sioHandler))),
-		ConnContext:       conns.ConnContext,
-		ConnState:         conns.ConnState,
+		Handler: conns.Handler(sioHandler.Arrivals(reqid.Handler(s.routes(wsHandler, sioHandler)))),
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return sioHandler.ConnContext(conns.ConnContext(ctx, c), c)
+		},
+		ConnState: func(c net.Conn, state http.ConnState) {
+			conns.ConnState(c, state)
+			sioHandler.ConnState(c, state)
+		},
 		ReadHeaderTimeout: s.cfg.HTTP.HandshakeTimeout,
 		ReadTimeout:       s.cfg.HTTP.ReadTimeout,
 		IdleTimeout:       s.cfg.HTTP.IdleTimeout,

@@ -8,9 +8,11 @@ package connlimit
 import (
 	"bufio"
 	"context"
+	"errors"
 	"net"
 	"net/http"
 	"sync"
+	"syscall"
 
 	"github.com/pgnotifier/notifier/internal/metrics"
 )
@@ -207,4 +209,17 @@ func (c *hijackedConn) Close() error {
 	err := c.Conn.Close()
 	c.l.release(c.s)
 	return err
+}
+
+// errNoSocket: the hijacked connection has no socket of its own to reach.
+var errNoSocket = errors.New("connlimit: connection has no socket")
+
+// SyscallConn reaches the socket beneath, as the connection's own would: the
+// hijacker may read it directly (Socket.IO watches a probing WebSocket's socket).
+func (c *hijackedConn) SyscallConn() (syscall.RawConn, error) {
+	sc, ok := c.Conn.(syscall.Conn)
+	if !ok {
+		return nil, errNoSocket
+	}
+	return sc.SyscallConn()
 }

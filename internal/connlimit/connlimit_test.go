@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"syscall"
 	"testing"
 	"time"
 
@@ -119,5 +120,66 @@ func TestLimiterOverflow(t *testing.T) {
 	}
 	if n := l.gauge.Value(); n != 0 {
 		t.Fatalf("notifier_http_connections = %d", n)
+	}
+}
+
+// TestHijackedConnKeepsItsSocket: a connection hijacked through the Limiter still
+// offers its socket (syscall.Conn), as the server's own does, so that a hijacker can
+// watch it; one without a socket says so.
+func TestHijackedConnKeepsItsSocket(t *testing.T) {
+	t.Parallel()
+	l := New(0, metrics.New())
+	got := make(chan error, 1)
+	srv := &http.Server{
+		Handler: l.Handler(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			c, _, err := http.NewResponseController(w).Hijack()
+			if err != nil {
+				got <- err
+				return
+			}
+			defer c.Close()
+			sc, ok := c.(syscall.Conn)
+			if !ok {
+				got <- errors.New("the hijacked connection is not a syscall.Conn")
+				return
+			}
+			rc, err := sc.SyscallConn()
+			if err == nil {
+				err = rc.Control(func(uintptr) {})
+			}
+			got <- err
+		})),
+		ConnContext: l.ConnContext, ConnState: l.ConnState, ReadHeaderTimeout: 20 * time.Second,
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		_ = srv.Serve(ln)
+	}()
+	defer func() {
+		_ = srv.Close()
+		<-served
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-got; err != nil {
+		t.Fatalf("hijacked socket: %v", err)
+	}
+
+	pipe, other := net.Pipe()
+	defer pipe.Close()
+	defer other.Close()
+	if _, err := (&hijackedConn{Conn: pipe, l: l, s: &connSlot{}}).SyscallConn(); !errors.Is(err, errNoSocket) {
+		t.Fatalf("SyscallConn of a pipe = %v, want errNoSocket", err)
 	}
 }

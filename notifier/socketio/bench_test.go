@@ -64,3 +64,57 @@ func BenchmarkFanOutWebSocket(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkClientFrames sends one noop per op from a client to its session and
+// waits for the session to take them all (a close packet last): the read path of a
+// WebSocket opened by a handshake, and of one upgraded from polling, whose reader
+// watched the socket while it probed (arrival.go).
+func BenchmarkClientFrames(b *testing.B) {
+	for _, via := range []string{"handshake", "upgrade"} {
+		b.Run("via="+via, func(b *testing.B) {
+			bd := setup(b, func(c *socketio.Config, _ *hub.Config) {
+				c.Logger = nil
+				c.MaxClientPackets = 1 << 30
+			})
+			var conn *websocket.Conn
+			if via == "handshake" {
+				conn = bd.openWS(b).conn
+			} else {
+				p := bd.openPolling(b)
+				c, _, err := bd.dialWS(b, p.sid, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(func() { c.Close() })
+				w := &wsSession{t: b, conn: c}
+				w.send("2probe")
+				if got := w.read(); got != "3probe" {
+					b.Fatalf("probe answered %q", got)
+				}
+				w.send("5")
+				conn = c
+			}
+			noop, err := websocket.NewPreparedMessage(websocket.TextMessage, []byte("6"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				if err := conn.WritePreparedMessage(noop); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := conn.WriteMessage(websocket.TextMessage, []byte("1")); err != nil {
+				b.Fatal(err)
+			}
+			_ = conn.SetReadDeadline(time.Now().Add(time.Minute))
+			for {
+				if _, _, err := conn.ReadMessage(); err != nil {
+					break // the session took the close: every noop before it was read
+				}
+			}
+			b.StopTimer()
+		})
+	}
+}

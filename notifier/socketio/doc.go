@@ -65,25 +65,38 @@
 //
 // Each session has one loop goroutine that owns its state and is the only writer
 // of its transports; everything else talks to it over channels and one input
-// queue. What requests bring goes into the queue in the request's goroutine as soon
-// as it is read: a polling GET (with a reply channel it then waits on) once its
-// headers are, a POST's body once it is whole (answered "ok" when the loop takes
-// it), a WebSocket asking to upgrade before any of its frames, each frame as its
-// reader reads it, and a request's reason to end the session (an overlapping poll,
-// a malformed POST). The loop takes the queue in order, so a session's inputs take
-// effect in the order the server read them, whatever the goroutines' scheduling
-// afterwards: a GET read before a POST carrying the close packet is pending when
-// the session closes (and gets the noop), and a GET read after a probe's 5 meets
-// the upgraded session (and gets 400). A WebSocket's reader reads ahead of the
-// loop, up to maxReadAhead frames and payloadLimit bytes, so that a frame it has
-// read is queued before a request read later. What is queued when the loop ends is
-// answered as a session already gone (400 "Session ID unknown"). Requests on
-// different connections are still read in whatever order net/http's goroutines
-// run: two sent at the same instant may be read either way. A connected socket has a
-// feeder goroutine, the only caller of its subscription's Subscribe and Poll, which
-// may block on the event log: the loop asks it for one batch at a time, when its
-// transport can take one, so that the loop keeps answering polls and pings
-// meanwhile. A session that relays has one relay goroutine, started at its first
+// queue, which applies a session's inputs in the order they arrived (arrival.go,
+// order.go) rather than in the order net/http's goroutines reach it. A request is
+// stamped when its connection was accepted (Handler.ConnContext, for the
+// connection's first request) or else when it registers with its session at the top
+// of ServeHTTP, before any body is read; the loop applies requests in stamp order,
+// holding one back, at most arrivalWait, while a request stamped before it may still
+// come (one registered with the session, or an accepted connection from the same
+// client address that has not reached a session yet). So a GET sent before a POST
+// carrying the close packet is pending when the session closes (and gets the noop)
+// even when the POST's goroutine runs first. What requests bring goes into the
+// queue in the request's goroutine as soon as it is read: a polling GET (with a
+// reply channel it then waits on) once its headers are, a POST's body once it is
+// whole (answered "ok" when the loop takes it), a WebSocket asking to upgrade once
+// its handshake is done, each frame as its reader reads it, and a request's reason
+// to end the session (an overlapping poll, a malformed POST), stamped when it is
+// found. Frames are not stamped: a WebSocket's frames are taken in the order read,
+// once the loop has taken the input that brought the WebSocket, before any queued
+// request; and while a probe is open a request is applied only once the probe's
+// reader has handed on every byte the kernel had received (on Linux over TCP
+// without TLS: until the upgrade the reader reads the raw socket, and FIONREAD
+// tells what waits), so a GET that arrives after the probe's 5 meets the upgraded
+// session (and gets 400) even when the reader had not read the 5 yet. A WebSocket's
+// reader reads ahead of the loop, up to maxReadAhead frames and payloadLimit bytes.
+// What is queued when the loop ends is answered as a session already gone (400
+// "Session ID unknown"). Without ConnContext every request is stamped at
+// registration, which orders requests on different connections by when their
+// goroutines ran; without Handler.Arrivals, a connection whose first request is for
+// another route holds the same client's polling requests back up to arrivalWait.
+// A connected socket has a feeder goroutine, the only caller of its subscription's
+// Subscribe and Poll, which may block on the event log: the loop asks it for one
+// batch at a time, when its transport can take one, so that the loop keeps
+// answering polls and pings meanwhile. A session that relays has one relay goroutine, started at its first
 // relayed emit: the loop hands it each accepted emit over a channel of
 // Config.RelayBurst (full: EventError), and it calls RelayFunc for them in order, one
 // at a time, each within Config.RelayTimeout, and hands results back; it never holds
@@ -91,13 +104,18 @@
 // relay what is queued, at most RelayTimeout more; Handler.Wait waits for loops,
 // feeders and readers.
 //
-// Lock order: the package has two mutexes. Handler.mu guards the session map and
+// Lock order: the package has three mutexes. Handler.mu guards the session map and
 // the counts of sessions without a connected socket (in all and by address; the
-// loop moves its session out of them at the ack and back at a leave); session.inMu
-// guards the session's input queue and its readers' counts of queued frames. Both
-// are leaves, never held together: nothing else is locked, no channel operation or
-// hub call happens, while one is held. The hub's own locks (Hub.mu before room.mu)
-// are taken inside hub calls made by loops and feeders, which hold no lock of ours.
+// loop moves its session out of them at the ack and back at a leave);
+// Handler.arrMu guards the accepted connections whose first request has not
+// reached its session (arrival.go); session.inMu guards the session's input queue,
+// its registered requests and its readers' counts of queued frames. All are
+// leaves, never held together: nothing else is locked, no channel operation or hub
+// call happens, while one is held. A request registers with its session (inMu)
+// before it leaves the unread connections (arrMu), and a loop looks at them in the
+// other order, so it sees the request in one or the other. The hub's own locks
+// (Hub.mu before room.mu) are taken inside hub calls made by loops and feeders,
+// which hold no lock of ours.
 //
 // # Invariants
 //

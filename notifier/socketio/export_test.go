@@ -1,5 +1,7 @@
 package socketio
 
+import "time"
+
 // AwaitQueued blocks until the session sid holds n inputs its loop has not taken
 // yet, and reports false if the session is unknown or ends first. The tests call it
 // while they hold the loop (in Config.NowFunc): it takes the loop's wake-up signal
@@ -11,10 +13,7 @@ func (hd *Handler) AwaitQueued(sid string, n int) bool {
 	}
 	defer signal(s.ready)
 	for {
-		s.inMu.Lock()
-		have := len(s.inputs)
-		s.inMu.Unlock()
-		if have >= n {
+		if s.queued() >= n {
 			return true
 		}
 		select {
@@ -23,4 +22,15 @@ func (hd *Handler) AwaitQueued(sid string, n int) bool {
 			return false
 		}
 	}
+}
+
+// SetArrivalWait replaces arrivalWait, before the server starts: a test
+// that holds a request back on purpose makes the wait longer than any scheduling
+// delay of a loaded machine.
+func (hd *Handler) SetArrivalWait(d time.Duration) { hd.arrivalWait = d }
+
+// OnHold has f called, in the loop, each time a session's loop holds a request
+// back for an earlier arrival (order.go). Set before the server starts.
+func (hd *Handler) OnHold(f func(sid string)) {
+	hd.onHold = func(s *session) { f(s.id) }
 }

@@ -190,6 +190,17 @@ type Handler struct {
 	unauth   int            // sessions without a connected socket
 	byAddr   map[string]int // the same, by client address
 
+	// Arrival order (arrival.go). seq stamps connections and requests; unread holds,
+	// by client address, the connections ConnContext stamped whose first request has
+	// not reached its session.
+	seq         atomic.Uint64
+	arrivalWait time.Duration
+	arrMu       sync.Mutex // guards unread, byConn and swept; a leaf lock, see doc.go
+	unread      map[string][]*connArrival
+	byConn      map[net.Conn]*connArrival // every open connection ConnContext stamped, until ConnState settles it
+	swept       time.Time
+	onHold      func(*session) // tests: a loop holds a request back
+
 	wg inflight.Group // session loops and WebSocket readers (loops wait for their feeders)
 	m  handlerMetrics
 }
@@ -281,6 +292,10 @@ func New(cfg Config, h *hub.Hub, v *auth.Verifier) *Handler {
 		sessions: make(map[string]*session),
 		byAddr:   make(map[string]int),
 		m:        newHandlerMetrics(cfg.Metrics),
+
+		arrivalWait: arrivalWait,
+		unread:      make(map[string][]*connArrival),
+		byConn:      make(map[net.Conn]*connArrival),
 	}
 	if cfg.RelayFunc != nil && len(cfg.RelayEvents) > 0 {
 		hd.relay = make(map[string]bool, len(cfg.RelayEvents))
@@ -411,8 +426,22 @@ func cors(w http.ResponseWriter, r *http.Request) {
 }
 
 // ServeHTTP routes an Engine.IO request: a handshake (no sid), a polling GET or
-// POST, or a WebSocket (a handshake or an upgrade).
+// POST, or a WebSocket (a handshake or an upgrade). A request for a session registers
+// with it first, before any check or body read, with its arrival's stamp
+// (arrival.go), so that the session applies it in arrival order.
 func (hd *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	first := hd.claim(r)
+	q := r.URL.Query()
+	sid := q.Get("sid")
+	var s *session
+	var stamp uint64
+	if sid != "" {
+		if s = hd.lookup(sid); s != nil {
+			stamp = s.expect(first)
+			defer s.forget(stamp)
+		}
+	}
+	hd.settle(first) // after expect: a loop sees r as unread or as expected, never neither
 	if !hd.allowed(r) {
 		hd.refuse(w, http.StatusForbidden, refusedOrigin, "origin not allowed")
 		return
@@ -426,7 +455,6 @@ func (hd *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
-	q := r.URL.Query()
 	if q.Get("EIO") != "4" {
 		writeError(w, http.StatusBadRequest, codeUnsupported, "")
 		return
@@ -436,25 +464,23 @@ func (hd *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, codeUnknownTransport, "")
 		return
 	}
-	sid := q.Get("sid")
 	if sid == "" {
 		hd.handshake(w, r, transport)
 		return
 	}
-	s := hd.lookup(sid)
 	if s == nil {
 		writeError(w, http.StatusBadRequest, codeUnknownSID, "")
 		return
 	}
 	switch {
 	case transport == "websocket":
-		hd.upgrade(w, r, s)
+		hd.upgrade(w, r, s, stamp)
 	case s.wsOnly || s.upgraded.Load():
 		writeError(w, http.StatusBadRequest, codeBadRequest, "")
 	case r.Method == http.MethodGet:
-		s.poll(w, r)
+		s.poll(w, r, stamp)
 	case r.Method == http.MethodPost:
-		s.post(w, r)
+		s.post(w, r, stamp)
 	default:
 		writeError(w, http.StatusBadRequest, codeBadRequest, "")
 	}
@@ -518,9 +544,11 @@ func (hd *Handler) handshake(w http.ResponseWriter, r *http.Request, transport s
 	s.readWS(c)
 }
 
-// upgrade takes a WebSocket for an existing session; the session decides whether it
-// becomes its transport.
-func (hd *Handler) upgrade(w http.ResponseWriter, r *http.Request, s *session) {
+// upgrade takes a WebSocket for an existing session, registered with stamp; the
+// session decides whether it becomes its transport. Its connection is tracked
+// (trackConn) so that the loop can wait for its reader to catch up before it
+// applies a request.
+func (hd *Handler) upgrade(w http.ResponseWriter, r *http.Request, s *session, stamp uint64) {
 	if !websocket.IsWebSocketUpgrade(r) {
 		writeError(w, http.StatusBadRequest, codeBadRequest, "")
 		return
@@ -530,17 +558,19 @@ func (hd *Handler) upgrade(w http.ResponseWriter, r *http.Request, s *session) {
 		hd.refuse(w, http.StatusServiceUnavailable, refusedLimit, msgTooManyConnections)
 		return
 	}
-	conn, err := hd.upgrader.Upgrade(w, r, reqid.UpgradeHeader(r.Context()))
+	tw := &trackingWriter{ResponseWriter: w, ready: s.ready}
+	conn, err := hd.upgrader.Upgrade(tw, r, reqid.UpgradeHeader(r.Context()))
 	if err != nil {
 		return
 	}
 	c := newWSConn(conn)
+	c.tracked = tw.tracked
 	if !hd.wg.Add() { // shutting down
 		_ = conn.Close()
 		return
 	}
 	defer hd.wg.Done()
-	if !s.enqueue(input{probe: c}) { // before any frame of c: the reader enqueues those
+	if !s.enqueue(input{probe: c}, stamp) { // the loop takes c's frames once it has taken this
 		_ = conn.Close()
 		return
 	}

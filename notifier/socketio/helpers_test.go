@@ -176,6 +176,13 @@ func setup(t testing.TB, mutate ...func(*socketio.Config, *hub.Config)) *testBun
 // timeouts) before it starts.
 func setupServer(t testing.TB, server func(*http.Server), mutate ...func(*socketio.Config, *hub.Config)) *testBundle {
 	t.Helper()
+	return setupHandler(t, server, nil, mutate...)
+}
+
+// setupHandler is setupServer with handler, when not nil, adjusting the Handler
+// through its test seams (export_test.go) before the server starts.
+func setupHandler(t testing.TB, server func(*http.Server), handler func(*socketio.Handler), mutate ...func(*socketio.Config, *hub.Config)) *testBundle {
+	t.Helper()
 	b := &testBundle{log: &memLog{}, verifier: newVerifier(t), metrics: metrics.New()}
 	cfg := socketio.Config{
 		Events:         decode.AllKinds,
@@ -196,9 +203,16 @@ func setupServer(t testing.TB, server func(*http.Server), mutate ...func(*socket
 	mux.Handle(socketio.Path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		(*b.handler.Load()).ServeHTTP(w, r)
 	}))
-	b.srv = httptest.NewUnstartedServer(mux)
+	// Wired as notifier.Service wires it: connections stamped at accept, and the
+	// first requests of other routes settled by Arrivals.
+	b.srv = httptest.NewUnstartedServer(b.hd.Arrivals(mux))
+	b.srv.Config.ConnContext = b.hd.ConnContext
+	b.srv.Config.ConnState = b.hd.ConnState
 	if server != nil {
 		server(b.srv.Config)
+	}
+	if handler != nil {
+		handler(b.hd)
 	}
 	b.srv.Start()
 	b.base = b.srv.URL

@@ -36,6 +36,13 @@ type input struct {
 	taken chan bool // a POST's, buffered: true once the loop takes it, false if it never will
 }
 
+// request is a request's input in the queue, with its arrival's stamp (arrival.go).
+// Frames have none: an input stays small on the path of an upgraded session.
+type request struct {
+	input
+	stamp uint64
+}
+
 // outPacket is one queued Engine.IO packet: raw bytes, or a hub message framed as
 // an EVENT when it is written (the message's bytes are shared, never copied into
 // the queue).
@@ -85,13 +92,14 @@ type session struct {
 	// Guarded by Handler.mu.
 	unauthenticated bool
 
-	// The input queue, in the order the requests' goroutines enqueued (read) them.
-	// Guarded by inMu.
+	// The input queue (order.go). Guarded by inMu.
 	inMu     sync.Mutex
-	inputs   []input
-	inClosed bool // the loop has ended: enqueue refuses
+	frames   []input   // WebSocket frames and readers' ends, in the order read
+	requests []request // requests' inputs, by stamp
+	expected []uint64  // stamps of requests registered (expect) that have not enqueued
+	inClosed bool      // the loop has ended: enqueue refuses
 
-	ready    chan struct{} // buffered 1: inputs holds something
+	ready    chan struct{} // buffered 1: the input queue may have something due
 	results  chan connectResult
 	feeds    chan fed
 	relayed  chan relayResult
@@ -115,9 +123,13 @@ type session struct {
 	upgradeTimer *time.Timer
 	expiryTimer  *time.Timer
 	graceTimer   *time.Timer
-	closing      string // why the session ends; set once
-	abrupt       bool   // drop the queue rather than flush it
-	closeSent    bool   // polling: the close packet is queued
+	orderTimer   *time.Timer     // ends a hold (order.go)
+	orderWake    <-chan struct{} // closed when the unread connection a hold waits for settles
+	holding      uint64          // the stamp of the request held back, 0 if none
+	holdUntil    time.Time       // when it goes ahead regardless
+	closing      string          // why the session ends; set once
+	abrupt       bool            // drop the queue rather than flush it
+	closeSent    bool            // polling: the close packet is queued
 	connects     int
 	budget       *ratelimit.Bucket // of client packets
 	relayBudget  *relayBudget      // of relayed emits, nil when relay is off
@@ -160,6 +172,7 @@ func newSession(hd *Handler, header string, wsOnly bool, remote, requestID strin
 		upgradeTimer: stoppedTimer(),
 		expiryTimer:  stoppedTimer(),
 		graceTimer:   stoppedTimer(),
+		orderTimer:   stoppedTimer(),
 		budget:       ratelimit.New(hd.cfg.MaxClientPackets, time.Now()),
 	}
 	if len(hd.relay) > 0 {
@@ -204,58 +217,6 @@ func stoppedTimer() *time.Timer {
 	return t
 }
 
-// kill asks the loop to end the session, after what was enqueued before;
-// ReasonShutdown ends it gracefully.
-func (s *session) kill(reason string) {
-	s.enqueue(input{kill: reason})
-}
-
-// enqueue hands x to the loop, which takes inputs in the order they were enqueued:
-// a request enqueues what it brings as soon as it has read it, so that its effect
-// follows that of every request read before it. False once the loop has ended:
-// x was not taken.
-func (s *session) enqueue(x input) bool {
-	s.inMu.Lock()
-	if s.inClosed {
-		s.inMu.Unlock()
-		return false
-	}
-	s.inputs = append(s.inputs, x)
-	if c := x.in.conn; c != nil {
-		c.queued++
-		c.queuedBytes += len(x.in.payload)
-	}
-	s.inMu.Unlock()
-	signal(s.ready)
-	return true
-}
-
-// next takes the oldest input, if any.
-func (s *session) next() (input, bool) {
-	s.inMu.Lock()
-	if len(s.inputs) == 0 {
-		s.inMu.Unlock()
-		return input{}, false
-	}
-	x := s.inputs[0]
-	s.inputs[0] = input{}
-	s.inputs = s.inputs[1:]
-	more := len(s.inputs) > 0
-	c := x.in.conn
-	if c != nil {
-		c.queued--
-		c.queuedBytes -= len(x.in.payload)
-	}
-	s.inMu.Unlock()
-	if c != nil {
-		signal(c.room)
-	}
-	if more {
-		signal(s.ready)
-	}
-	return x, true
-}
-
 // signal wakes the receiver of c, a channel of one buffered slot, unless it is
 // already due to wake.
 func signal(c chan struct{}) {
@@ -288,8 +249,11 @@ func (s *session) handle(x input) {
 func (s *session) closeInputs() {
 	s.inMu.Lock()
 	s.inClosed = true
-	left := s.inputs
-	s.inputs = nil
+	left := s.frames
+	for _, r := range s.requests {
+		left = append(left, r.input)
+	}
+	s.requests, s.frames, s.expected = nil, nil, nil
 	s.inMu.Unlock()
 	for _, x := range left {
 		switch {
@@ -311,6 +275,7 @@ func (s *session) run(g *pollRequest, c *wsConn) {
 	cfg := s.hd.cfg
 	open := s.hd.open.polling
 	if c != nil {
+		c.handled = true
 		s.ws = c
 		s.upgraded.Store(true)
 		open = s.hd.open.websocket
@@ -340,9 +305,11 @@ func (s *session) run(g *pollRequest, c *wsConn) {
 		}
 		select {
 		case <-s.ready:
-			if x, ok := s.next(); ok {
-				s.handle(x)
-			}
+			s.step()
+		case <-s.orderWake:
+			s.step()
+		case <-s.orderTimer.C:
+			s.step()
 		case f := <-s.feeds:
 			s.fedBatch(f)
 		case <-subDone:
@@ -485,6 +452,7 @@ func (s *session) attachPoll(g *pollRequest) {
 
 // attachProbe takes a WebSocket that wants to become the transport.
 func (s *session) attachProbe(c *wsConn) {
+	c.handled = true // its frames may be taken now, if only to be dropped
 	if s.wsOnly || s.ws != nil || s.probe != nil || s.closing != "" || !s.spend() {
 		_ = c.conn.Close()
 		return
@@ -497,6 +465,7 @@ func (s *session) attachProbe(c *wsConn) {
 // dropProbe closes the probing WebSocket; polling goes on.
 func (s *session) dropProbe() {
 	if s.probe != nil {
+		s.probe.unwatch()
 		_ = s.probe.conn.Close()
 	}
 	s.probe = nil
@@ -571,6 +540,8 @@ func (s *session) receiveProbe(in inbound) {
 			return
 		}
 	case s.probed && string(in.payload) == string(eioUpgrade):
+		s.unhold() // a request held back for the probe's frames meets the upgrade
+		s.probe.untrack()
 		s.ws = s.probe
 		s.probe = nil
 		s.probed = false
@@ -659,7 +630,7 @@ func (s *session) finish() {
 	}
 	s.conns.Wait()
 	s.stopRelaying()
-	for _, t := range []*time.Timer{s.pingTimer, s.pongTimer, s.connectTimer, s.upgradeTimer, s.expiryTimer, s.graceTimer} {
+	for _, t := range []*time.Timer{s.pingTimer, s.pongTimer, s.connectTimer, s.upgradeTimer, s.expiryTimer, s.graceTimer, s.orderTimer} {
 		t.Stop()
 	}
 	s.logger.Debug("session closed", "reason", s.closing)

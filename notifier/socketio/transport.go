@@ -1,8 +1,10 @@
 package socketio
 
 import (
+	"bufio"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -28,16 +30,19 @@ func newPollRequest() *pollRequest {
 	return &pollRequest{resp: make(chan pollResponse, 1)}
 }
 
-// poll serves a polling GET: it enqueues itself for the loop and waits for packets.
-func (s *session) poll(w http.ResponseWriter, r *http.Request) {
+// poll serves a polling GET, registered with stamp: it enqueues itself for the loop
+// and waits for packets.
+func (s *session) poll(w http.ResponseWriter, r *http.Request, stamp uint64) {
 	if !s.getting.CompareAndSwap(false, true) {
-		// The client never overlaps GETs: this is not our client, or a broken one.
+		// The client never overlaps GETs: this is not our client, or a broken one. The
+		// kill is stamped now, after the GET that holds the flag, which the loop then
+		// answers with the close packet.
 		writeError(w, http.StatusBadRequest, codeBadRequest, "")
 		s.kill("overlapping poll")
 		return
 	}
 	g := newPollRequest()
-	if !s.enqueue(input{poll: g}) {
+	if !s.enqueue(input{poll: g}, stamp) {
 		s.getting.Store(false)
 		writeError(w, http.StatusBadRequest, codeUnknownSID, "")
 		return
@@ -78,10 +83,10 @@ func (s *session) awaitPoll(w http.ResponseWriter, r *http.Request, g *pollReque
 	_, _ = w.Write(resp.body)
 }
 
-// post serves a polling POST: packets joined by \x1e, enqueued once read whole and
-// answered with "ok" once the loop takes them. The body is at most
-// payloadLimit bytes, and must arrive within the server's ReadTimeout.
-func (s *session) post(w http.ResponseWriter, r *http.Request) {
+// post serves a polling POST, registered with stamp: packets joined by \x1e,
+// enqueued once read whole and answered with "ok" once the loop takes them. The body
+// is at most payloadLimit bytes, and must arrive within the server's ReadTimeout.
+func (s *session) post(w http.ResponseWriter, r *http.Request, stamp uint64) {
 	limit := s.payloadLimit()
 	if r.ContentLength > int64(limit) {
 		writeError(w, http.StatusRequestEntityTooLarge, codeBadRequest, "payload too large")
@@ -109,7 +114,7 @@ func (s *session) post(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	taken := make(chan bool, 1)
-	if !s.enqueue(input{in: inbound{payload: body}, taken: taken}) || !<-taken {
+	if !s.enqueue(input{in: inbound{payload: body}, taken: taken}, stamp) || !<-taken {
 		writeError(w, http.StatusBadRequest, codeUnknownSID, "")
 		return
 	}
@@ -126,17 +131,66 @@ func (s *session) post(w http.ResponseWriter, r *http.Request) {
 // wsConn is a WebSocket of a session, the active transport or a probe. Only the
 // session loop writes to it; its reader is the goroutine of the HTTP request.
 type wsConn struct {
-	conn *websocket.Conn
-	done chan struct{} // closed when the reader has ended
-	room chan struct{} // buffered 1: the loop took a frame of this reader
+	conn    *websocket.Conn
+	tracked *trackedConn  // what an upgrade's reader reads through; nil for a handshake's, or untrackable
+	done    chan struct{} // closed when the reader has ended
+	room    chan struct{} // buffered 1: the loop took a frame of this reader
 
 	// Frames of this reader in the session's input queue, and their bytes.
 	// Guarded by session.inMu.
 	queued, queuedBytes int
+
+	// handled: the loop has taken the input that brought c (the handshake, or the
+	// probe, attached or refused), so its frames may be taken. Owned by the loop.
+	handled bool
 }
 
 func newWSConn(conn *websocket.Conn) *wsConn {
 	return &wsConn{conn: conn, done: make(chan struct{}), room: make(chan struct{}, 1)}
+}
+
+// caughtUp reports whether c's reader has enqueued every frame that reached the
+// server so far: it has ended, or it waits on an empty socket. Without tracking it
+// cannot tell, and says yes. The loop calls it.
+func (c *wsConn) caughtUp() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+	}
+	return c.tracked == nil || c.tracked.caughtUp()
+}
+
+func (c *wsConn) unwatch() {
+	if c.tracked != nil {
+		c.tracked.unwatch()
+	}
+}
+
+// untrack: c is the transport now; its reads need no tracking.
+func (c *wsConn) untrack() {
+	if c.tracked != nil {
+		c.tracked.untrack()
+	}
+}
+
+// trackingWriter hands the upgrader the hijacked connection wrapped by trackConn.
+type trackingWriter struct {
+	http.ResponseWriter
+	ready   chan struct{}
+	tracked *trackedConn // set by Hijack when the connection can be tracked
+}
+
+func (w *trackingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	if t := trackConn(c, w.ready); t != nil {
+		w.tracked = t
+		return t, brw, nil
+	}
+	return c, brw, nil
 }
 
 // errClientFlood ends a WebSocket whose client sends more pings than
@@ -145,8 +199,8 @@ var errClientFlood = errors.New(reasonClientFlood)
 
 // readWS enqueues c's frames for the loop as it reads them, until c fails or the
 // loop ends. It reads ahead of the loop, so that a frame read takes effect before
-// any request read after it, but waits while maxReadAhead frames or payloadLimit
-// bytes of c wait for the loop. It owns c's read deadline, which it moves before
+// any request still queued (order.go), but waits while maxReadAhead frames or
+// payloadLimit bytes of c wait for the loop. It owns c's read deadline, which it moves before
 // each message; gorilla's upgrade cleared the one the HTTP server had set.
 // WebSocket pings, which Engine.IO clients do not send, are answered and counted
 // here, at the rate of packets.
@@ -177,7 +231,7 @@ func (s *session) readWS(c *wsConn) {
 		if err != nil {
 			in = inbound{conn: c, closed: err}
 		}
-		if !s.enqueue(input{in: in}) {
+		if !s.enqueue(input{in: in}, 0) {
 			_ = c.conn.Close()
 			return
 		}
