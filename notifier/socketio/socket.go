@@ -253,8 +253,7 @@ func (s *session) feed(ctx context.Context, gen int, account, since int64, pid s
 				break // ErrResync: the subscription is live, the next ask polls on
 			}
 			select {
-			case <-sub.Wake():
-			case <-sub.Done(): // Poll reports why
+			case <-sub.Wake(): // also when the subscription ends: Poll reports why
 			case <-ctx.Done():
 				return
 			}

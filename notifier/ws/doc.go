@@ -18,8 +18,10 @@
 //
 // # Concurrency
 //
-// Two goroutines per connection: the handler's own one writes every data frame and
-// ping (gorilla's one-writer rule); a reader discards client messages so that pongs
+// Two goroutines per connection, both started once the handshake is done (the
+// handler then returns, so net/http's goroutine and the request are not held): a
+// writer writes every data frame and ping (gorilla's one-writer rule); a reader
+// discards client messages so that pongs
 // and close frames are seen, and answers pings and floods with WriteControl, which
 // gorilla allows beside the writer. The writer polls the subscription's cursor and
 // waits on its wake channel; the hub never waits for it.

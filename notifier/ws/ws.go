@@ -206,8 +206,9 @@ func truncate(s string) string {
 	return s
 }
 
-// ServeHTTP authenticates, subscribes, upgrades and serves one connection. Every
-// refusal happens before the upgrade, as an HTTP error with a JSON reason.
+// ServeHTTP authenticates, subscribes and upgrades one connection, then serves it on
+// goroutines of its own and returns. Every refusal happens before the upgrade, as an
+// HTTP error with a JSON reason.
 func (hd *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if hd.cfg.OverLimit != nil && hd.cfg.OverLimit(r) {
 		hd.refuse(w, http.StatusServiceUnavailable, "limit", hub.ErrConnectionLimit)
@@ -254,22 +255,30 @@ func (hd *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	defer sub.Close()
 	conn, err := hd.upgrader.Upgrade(w, r, reqid.UpgradeHeader(r.Context()))
 	if err != nil {
+		sub.Close()
 		hd.m.refused["upgrade"].Inc()
 		return // the upgrader answered the client already
 	}
 	if !hd.conns.Add() { // shutting down: the hub will not serve it either
+		sub.Close()
 		_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(contract.CloseShutdown, ReasonShutdown), time.Now().Add(hd.cfg.WriteWait))
 		_ = conn.Close()
 		return
 	}
-	defer hd.conns.Done()
 	hd.m.open.Add(1)
-	defer hd.m.open.Add(-1)
 	c := &connection{hd: hd, ws: conn, claims: claims, logger: hd.logger.With("request_id", reqid.From(r.Context()), "account_id", claims.AccountID, "remote", r.RemoteAddr)}
-	c.serve(r.Context(), sub, resync)
+	// The connection gets goroutines of its own and the handler returns: net/http's
+	// goroutine, its grown stack and the request's buffers are not held for the
+	// connection's life (about 10 KiB of an idle connection's memory).
+	ctx := context.WithoutCancel(r.Context())
+	go func() {
+		defer hd.conns.Done()
+		defer hd.m.open.Add(-1)
+		defer sub.Close()
+		c.serve(ctx, sub, resync)
+	}()
 }
 
 var (
@@ -304,10 +313,10 @@ func (c *connection) serve(ctx context.Context, sub *hub.Subscription, resync bo
 	defer c.ws.Close()
 	cfg := c.hd.cfg
 
-	// Detach from the request: http.Server.Shutdown does not track hijacked
+	// ctx is detached from the request: http.Server.Shutdown does not track hijacked
 	// connections, the hub ends them (ErrShutdown) instead. The read pump cancels
 	// ctx when the peer goes, which stops a log replay in progress.
-	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	readDone := make(chan struct{})
 	go c.readPump(readDone, cancel)
