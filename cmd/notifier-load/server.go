@@ -37,6 +37,14 @@ type server struct {
 	http    *http.Client
 }
 
+// maxConnections is the http.max_connections the notifier gets: the default
+// (10,000), or room for the largest number of clients a scenario opens at once, with
+// a margin for probes.
+func (e *env) maxConnections() int {
+	o := e.opts
+	return max(10000, max(o.idleConns, o.clients, o.floodClients, o.sideClients)+100)
+}
+
 // launchSpec says how to start one service process.
 type launchSpec struct {
 	name    string // for messages
@@ -57,7 +65,8 @@ func (e *env) startServer(ctx context.Context, name, dbURL string) (*server, err
 		stopSig: syscall.SIGTERM,
 		command: func(addr string) (*exec.Cmd, error) {
 			cmd := exec.Command(e.bin, "serve")
-			cmd.Env = e.notifierEnv(dbURL, "NOTIFIER_HTTP_ADDR="+addr)
+			cmd.Env = e.notifierEnv(dbURL, "NOTIFIER_HTTP_ADDR="+addr,
+				"NOTIFIER_HTTP_MAX_CONNECTIONS="+strconv.Itoa(e.maxConnections()))
 			return cmd, nil
 		},
 		ready: func(ctx context.Context, s *server) error {
