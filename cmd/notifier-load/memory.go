@@ -121,7 +121,7 @@ func insertProbe(ctx context.Context, dbURL string, accounts int) error {
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	for a := range accounts {
-		if _, err := insertOneFor(ctx, conn, int64(a+1)); err != nil {
+		if _, err := insertOneFor(ctx, conn, int64(a+1), 0); err != nil {
 			return err
 		}
 	}

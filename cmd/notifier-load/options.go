@@ -51,6 +51,7 @@ type options struct {
 	sideAccounts int
 	sideWriters  int
 	sideRate     int
+	sideNotes    int
 	sideDuration time.Duration
 	lateAfter    time.Duration
 
@@ -112,6 +113,7 @@ Usage: notifier-load [flags]
 	fs.IntVar(&o.sideWriters, "side-writers", 4, "with --peer-bin: writer connections, one appointment per transaction, accounts in turn")
 	fs.IntVar(&o.sideRate, "side-rate", 200, "with --peer-bin, latency: commits per second over all writers (throughput: as fast as they go)")
 	fs.DurationVar(&o.sideDuration, "side-duration", 10*time.Second, "with --peer-bin: how long the writers write in each run")
+	fs.IntVar(&o.sideNotes, "side-notes-bytes", 0, "with --peer-bin: bytes of notes in each appointment the writers insert, to grow the notifier's payload (the peer's carries only the ids)")
 	fs.DurationVar(&o.lateAfter, "late-after", 3*time.Second, "with --peer-bin: an event not received this long after the last commit is late")
 
 	if err := fs.Parse(args); err != nil {
@@ -162,6 +164,7 @@ func (o options) validate() error {
 		{"side-accounts", o.sideAccounts, 1, 1000},
 		{"side-writers", o.sideWriters, 1, 64},
 		{"side-rate", o.sideRate, 1, 10000},
+		{"side-notes-bytes", o.sideNotes, 0, 1 << 20},
 	} {
 		if b.v < b.lo || b.v > b.h {
 			return fmt.Errorf("%w: --%s must be between %d and %d, got %d", errUsage, b.name, b.lo, b.h, b.v)

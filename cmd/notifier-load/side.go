@@ -37,14 +37,15 @@ type sideResult struct {
 
 // sidePhase is one workload, run --runs times on each side, alternately.
 type sidePhase struct {
-	Clients   int         `json:"clients"`
-	Accounts  int         `json:"accounts"`
-	Writers   int         `json:"writers"`
-	Rate      int         `json:"rate_per_s,omitempty"` // commits/s over all writers; 0: as fast as they go
-	Seconds   float64     `json:"seconds"`
-	LateAfter float64     `json:"late_after_s"`
-	Notifier  sideSummary `json:"notifier"`
-	Peer      sideSummary `json:"peer"`
+	Clients    int         `json:"clients"`
+	Accounts   int         `json:"accounts"`
+	Writers    int         `json:"writers"`
+	Rate       int         `json:"rate_per_s,omitempty"`  // commits/s over all writers; 0: as fast as they go
+	NotesBytes int         `json:"notes_bytes,omitempty"` // notes in each appointment written
+	Seconds    float64     `json:"seconds"`
+	LateAfter  float64     `json:"late_after_s"`
+	Notifier   sideSummary `json:"notifier"`
+	Peer       sideSummary `json:"peer"`
 }
 
 // sideSummary is one side's runs in order and their summary: the median of each
@@ -121,7 +122,7 @@ func runSide(ctx context.Context, e *env, version string) (*sideResult, error) {
 
 	phase := func(rate int) *sidePhase {
 		return &sidePhase{Clients: o.sideClients, Accounts: o.sideAccounts, Writers: o.sideWriters, Rate: rate,
-			Seconds: o.sideDuration.Seconds(), LateAfter: o.lateAfter.Seconds()}
+			NotesBytes: o.sideNotes, Seconds: o.sideDuration.Seconds(), LateAfter: o.lateAfter.Seconds()}
 	}
 	for _, p := range []struct {
 		scenario string
@@ -187,8 +188,12 @@ func (p *sidePhase) describe() string {
 	if p.Rate > 0 {
 		rate = fmt.Sprintf("%d commits/s in all", p.Rate)
 	}
-	return fmt.Sprintf("%d clients over %d accounts, %d writers, one appointment per transaction, %s for %.0fs",
-		p.Clients, p.Accounts, p.Writers, rate, p.Seconds)
+	appointment := "one appointment"
+	if p.NotesBytes > 0 {
+		appointment = fmt.Sprintf("one appointment with %d bytes of notes", p.NotesBytes)
+	}
+	return fmt.Sprintf("%d clients over %d accounts, %d writers, %s per transaction, %s for %.0fs",
+		p.Clients, p.Accounts, p.Writers, appointment, rate, p.Seconds)
 }
 
 // sideOnce resets the side database, installs c's triggers, starts c for accounts and
@@ -316,7 +321,7 @@ func (e *env) sideLoad(ctx context.Context, svc service, dbURL string, rate int)
 	}
 	pg0, pgOK := e.postgresCPU()
 	busy0 := readMachineCPU()
-	commits, started, lateInserts, err := writeSide(ctx, writers, o.sideAccounts, rate, o.sideDuration, base)
+	commits, started, lateInserts, err := writeSide(ctx, writers, o.sideAccounts, rate, o.sideNotes, o.sideDuration, base)
 	if err != nil {
 		return res, err
 	}
@@ -407,7 +412,7 @@ func sideWarmup(ctx context.Context, writers []*pgx.Conn, clients []*sideClient,
 	cold := len(clients)
 	for range warmRounds {
 		for a := range accounts {
-			id, err := insertOneFor(ctx, writers[a%len(writers)], int64(a+1))
+			id, err := insertOneFor(ctx, writers[a%len(writers)], int64(a+1), 0)
 			if err != nil {
 				return 0, fmt.Errorf("warm-up: %w", err)
 			}
@@ -441,7 +446,7 @@ func sideWarmup(ctx context.Context, writers []*pgx.Conn, clients []*sideClient,
 // rate 0, each writer back to back. The k-th insert (over all writers) goes to account
 // k mod accounts + 1. It returns the commits, when writing started and, at a fixed
 // rate, how many inserts started more than one interval behind schedule.
-func writeSide(ctx context.Context, writers []*pgx.Conn, accounts, rate int, d time.Duration, base time.Time) ([]sideCommit, time.Duration, int, error) {
+func writeSide(ctx context.Context, writers []*pgx.Conn, accounts, rate, notes int, d time.Duration, base time.Time) ([]sideCommit, time.Duration, int, error) {
 	got := make([][]sideCommit, len(writers))
 	late := make([]int, len(writers))
 	total := int64(float64(rate) * d.Seconds())
@@ -470,7 +475,7 @@ func writeSide(ctx context.Context, writers []*pgx.Conn, accounts, rate int, d t
 					return nil
 				}
 				account := k%int64(accounts) + 1
-				id, err := insertOneFor(gctx, conn, account)
+				id, err := insertOneFor(gctx, conn, account, notes)
 				if err != nil {
 					return err
 				}
