@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -526,6 +527,13 @@ func TestNewMessageFrame(t *testing.T) {
 	p := NewMessage(enrich.Event{ID: 43, Kind: decode.DoctorCreated, AccountID: 7, Data: []byte(`{"id":2,"accountId":7}`), Partial: true})
 	if got := string(p.Frame); got != `{"id":43,"event":"doctors.created","partial":true,"data":{"id":2,"accountId":7}}` {
 		t.Fatalf("partial frame = %s", got)
+	}
+	// Data is the payload inside the frame, not a copy of it, and cannot grow into it.
+	for _, msg := range []*Message{m, p} {
+		start := bytes.Index(msg.Frame, []byte(`"data":`)) + len(`"data":`)
+		if string(msg.Data) != string(msg.Frame[start:len(msg.Frame)-1]) || &msg.Data[0] != &msg.Frame[start] || cap(msg.Data) != len(msg.Data) {
+			t.Fatalf("message %d: Data %q is not the frame's payload bytes", msg.ID, msg.Data)
+		}
 	}
 }
 

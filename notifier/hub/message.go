@@ -39,7 +39,11 @@ func NewMessage(ev enrich.Event) *Message {
 		f = append(f, `"partial":true,`...)
 	}
 	f = append(f, `"data":`...)
+	at := len(f)
 	f = append(f, ev.Data...)
 	f = append(f, '}')
-	return &Message{ID: ev.ID, Kind: ev.Kind, Name: name, AccountID: ev.AccountID, Data: ev.Data, Partial: ev.Partial, Frame: f, Origin: ev.Origin}
+	// Data is the payload's bytes inside the frame, not a second copy: a message
+	// kept for replays and lagging clients costs its payload once.
+	data := f[at : at+len(ev.Data) : at+len(ev.Data)]
+	return &Message{ID: ev.ID, Kind: ev.Kind, Name: name, AccountID: ev.AccountID, Data: data, Partial: ev.Partial, Frame: f, Origin: ev.Origin}
 }
