@@ -45,15 +45,16 @@ type options struct {
 	insertDuration time.Duration
 	insertServed   bool
 
-	peerBin      string
-	runs         int
-	sideClients  int
-	sideAccounts int
-	sideWriters  int
-	sideRate     int
-	sideNotes    int
-	sideDuration time.Duration
-	lateAfter    time.Duration
+	peerBin       string
+	runs          int
+	sideClients   int
+	sideAccounts  int
+	sideWriters   int
+	sideRate      int
+	sideNotes     int
+	sideTransport string
+	sideDuration  time.Duration
+	lateAfter     time.Duration
 
 	values map[string]string // every flag's value, for the report (--database-url left out)
 }
@@ -113,6 +114,7 @@ Usage: notifier-load [flags]
 	fs.IntVar(&o.sideWriters, "side-writers", 4, "with --peer-bin: writer connections, one appointment per transaction, accounts in turn")
 	fs.IntVar(&o.sideRate, "side-rate", 200, "with --peer-bin, latency: commits per second over all writers (throughput: as fast as they go)")
 	fs.DurationVar(&o.sideDuration, "side-duration", 10*time.Second, "with --peer-bin: how long the writers write in each run")
+	fs.StringVar(&o.sideTransport, "side-transport", "ws", "with --peer-bin: what the notifier's dashboards connect with, ws or socketio (WebSocket only, token in CONNECT's auth)")
 	fs.IntVar(&o.sideNotes, "side-notes-bytes", 0, "with --peer-bin: bytes of notes in each appointment the writers insert, to grow the notifier's payload (the peer's carries only the ids)")
 	fs.DurationVar(&o.lateAfter, "late-after", 3*time.Second, "with --peer-bin: an event not received this long after the last commit is late")
 
@@ -188,6 +190,9 @@ func (o options) validate() error {
 	}
 	if len(o.pgSet) > 0 && o.databaseURL != "" {
 		return fmt.Errorf("%w: --pg-set applies to the throwaway cluster, not to --database-url", errUsage)
+	}
+	if o.sideTransport != "ws" && o.sideTransport != "socketio" {
+		return fmt.Errorf("%w: --side-transport must be ws or socketio, got %q", errUsage, o.sideTransport)
 	}
 	if o.sideClients%o.sideAccounts != 0 {
 		return fmt.Errorf("%w: --side-clients (%d) must be a multiple of --side-accounts (%d)", errUsage, o.sideClients, o.sideAccounts)

@@ -39,8 +39,9 @@ const subscribeTimeout = time.Minute
 // notifierSide is the notifier on one database, its triggers installed by `notifier
 // migrate up` and removed by `notifier migrate down`.
 type notifierSide struct {
-	e     *env
-	dbURL string
+	e         *env
+	dbURL     string
+	transport string // "ws" or "socketio": what its dashboards connect with
 }
 
 func (n notifierSide) label() string { return "notifier" }
@@ -60,7 +61,7 @@ func (n notifierSide) start(ctx context.Context, run string, accounts int) (serv
 	if err != nil {
 		return nil, err
 	}
-	s := &notifierService{e: n.e, srv: srv, tokens: make([]string, accounts)}
+	s := &notifierService{e: n.e, srv: srv, tokens: make([]string, accounts), socketIO: n.transport == "socketio"}
 	for i := range s.tokens {
 		if s.tokens[i], err = n.e.token(ctx, int64(i+1)); err != nil {
 			s.stop()
@@ -72,9 +73,10 @@ func (n notifierSide) start(ctx context.Context, run string, accounts int) (serv
 
 // notifierService is a running `notifier serve` with a token per account.
 type notifierService struct {
-	e      *env
-	srv    *server
-	tokens []string // account i+1's
+	e        *env
+	srv      *server
+	tokens   []string // account i+1's
+	socketIO bool     // dashboards connect to /socket.io/, not /ws
 }
 
 func (s *notifierService) process() *server { return s.srv }
@@ -86,7 +88,11 @@ func (s *notifierService) open(ctx context.Context, n, perAccount int) ([]*webso
 			closeAll(conns)
 			return nil, fmt.Errorf("open %d dashboards: no token for account %d", n, i+1)
 		}
-		cs, err := dialMany(ctx, s.srv.addr, s.tokens[i], min(perAccount, n-i*perAccount), s.e.opts.dialParallel)
+		dialOne := func(ctx context.Context) (*websocket.Conn, error) { return dial(ctx, s.srv.addr, s.tokens[i]) }
+		if s.socketIO {
+			dialOne = func(ctx context.Context) (*websocket.Conn, error) { return dialSocketIO(ctx, s.srv.addr, s.tokens[i]) }
+		}
+		cs, err := dialN(ctx, min(perAccount, n-i*perAccount), s.e.opts.dialParallel, dialOne)
 		if err != nil {
 			closeAll(conns)
 			return nil, fmt.Errorf("account %d: %w", i+1, err)
@@ -100,8 +106,12 @@ func (s *notifierService) open(ctx context.Context, n, perAccount int) ([]*webso
 	return conns, nil
 }
 
-// parse reads data.id and data.accountId of an event frame.
+// parse reads data.id and data.accountId of an event frame (of an EVENT packet's
+// payload over Socket.IO).
 func (s *notifierService) parse(frame []byte) (row, account int64, ok bool) {
+	if s.socketIO {
+		return parseSocketIO(frame)
+	}
 	i := bytes.Index(frame, []byte(`"data":`))
 	if i < 0 {
 		return 0, 0, false

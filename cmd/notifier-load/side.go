@@ -42,6 +42,7 @@ type sidePhase struct {
 	Writers    int         `json:"writers"`
 	Rate       int         `json:"rate_per_s,omitempty"`  // commits/s over all writers; 0: as fast as they go
 	NotesBytes int         `json:"notes_bytes,omitempty"` // notes in each appointment written
+	Transport  string      `json:"transport"`             // the notifier's dashboards: ws or socketio
 	Seconds    float64     `json:"seconds"`
 	LateAfter  float64     `json:"late_after_s"`
 	Notifier   sideSummary `json:"notifier"`
@@ -118,11 +119,11 @@ func runSide(ctx context.Context, e *env, version string) (*sideResult, error) {
 	if err := prepareDB(ctx, dbURL, o.fkIndexes); err != nil {
 		return nil, err
 	}
-	sides := []contender{notifierSide{e: e, dbURL: dbURL}, peerSide{e: e, bin: o.peerBin, dbURL: dbURL}}
+	sides := []contender{notifierSide{e: e, dbURL: dbURL, transport: o.sideTransport}, peerSide{e: e, bin: o.peerBin, dbURL: dbURL}}
 
 	phase := func(rate int) *sidePhase {
 		return &sidePhase{Clients: o.sideClients, Accounts: o.sideAccounts, Writers: o.sideWriters, Rate: rate,
-			NotesBytes: o.sideNotes, Seconds: o.sideDuration.Seconds(), LateAfter: o.lateAfter.Seconds()}
+			NotesBytes: o.sideNotes, Transport: o.sideTransport, Seconds: o.sideDuration.Seconds(), LateAfter: o.lateAfter.Seconds()}
 	}
 	for _, p := range []struct {
 		scenario string
@@ -192,8 +193,12 @@ func (p *sidePhase) describe() string {
 	if p.NotesBytes > 0 {
 		appointment = fmt.Sprintf("one appointment with %d bytes of notes", p.NotesBytes)
 	}
-	return fmt.Sprintf("%d clients over %d accounts, %d writers, %s per transaction, %s for %.0fs",
-		p.Clients, p.Accounts, p.Writers, appointment, rate, p.Seconds)
+	via := ""
+	if p.Transport == "socketio" {
+		via = " (the notifier's over Socket.IO)"
+	}
+	return fmt.Sprintf("%d clients%s over %d accounts, %d writers, %s per transaction, %s for %.0fs",
+		p.Clients, via, p.Accounts, p.Writers, appointment, rate, p.Seconds)
 }
 
 // sideOnce resets the side database, installs c's triggers, starts c for accounts and
