@@ -386,6 +386,22 @@ func (s *Subscription) wants(m *Message) bool {
 // Cursor returns the id of the last message Poll handed out or skipped.
 func (s *Subscription) Cursor() int64 { return s.cursor }
 
+// Due reports whether Poll has something to return or to report now: a message
+// after the cursor, a replay, a resync or the end. When it is false, the next message
+// published for the subscription, or its end, sends on Wake. Like Poll, it must not be
+// called concurrently with Poll.
+func (s *Subscription) Due() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+	}
+	r := s.room
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return s.reset != r.reset || s.cursor < r.floor || (len(r.ring) > 0 && r.at(len(r.ring)-1).ID > s.cursor)
+}
+
 // Poll appends to dst the messages due, in id order, at most Config.BatchSize, and
 // advances the cursor past them; an empty result means wait for Wake. It reads the
 // event log (blocking on the database) when the cursor is behind the room's ring.

@@ -560,3 +560,49 @@ func TestSubscriberLimits(t *testing.T) {
 		t.Fatalf("after a close: %v", err)
 	}
 }
+
+// TestDue: Due says whether Poll has something for the subscription now (a message, a
+// replay, its end), and is false once Poll has taken everything; a message published
+// then wakes Wake.
+func TestDue(t *testing.T) {
+	t.Parallel()
+	l := &testLog{}
+	h := newTestHub(t, l, 2)
+	s, _, err := h.Subscribe(t.Context(), 1, decode.AllKinds, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Due() {
+		t.Fatal("due before anything was published")
+	}
+	publish(h, l, 2, decode.AppointmentCreated) // another account's
+	if s.Due() {
+		t.Fatal("due for another account's message")
+	}
+	publish(h, l, 1, decode.AppointmentCreated)
+	if !s.Due() {
+		t.Fatal("not due after a message of its account")
+	}
+	<-s.Wake()
+	if batch, err := s.Poll(t.Context(), nil); len(batch) != 1 || err != nil {
+		t.Fatalf("Poll = %v, %v", batch, err)
+	}
+	if s.Due() {
+		t.Fatal("due after Poll took everything")
+	}
+	for range 3 { // past the ring of 2: the cursor falls behind its floor
+		publish(h, l, 1, decode.AppointmentCreated)
+	}
+	if !s.Due() {
+		t.Fatal("not due with a replay to read")
+	}
+	select {
+	case <-s.Wake():
+	default:
+		t.Fatal("a message published after Poll did not wake Wake")
+	}
+	s.Close()
+	if !s.Due() {
+		t.Fatal("not due once ended")
+	}
+}

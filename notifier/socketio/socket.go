@@ -232,31 +232,44 @@ func (s *session) feed(ctx context.Context, gen int, account, since int64, pid s
 	if err != nil {
 		return
 	}
+	var buf []*hub.Message
+	select {
+	case buf = <-want:
+	case <-ctx.Done():
+		return
+	}
 	for {
-		var buf []*hub.Message
-		select {
-		case buf = <-want:
-		case <-ctx.Done():
-			return
-		}
-		for {
-			batch, err := sub.Poll(ctx, buf)
-			if err != nil || len(batch) > 0 {
-				select {
-				case s.feeds <- fed{gen: gen, msgs: batch, err: err}:
-				case <-ctx.Done():
-					return
-				}
-				if err != nil && !errors.Is(err, hub.ErrResync) {
-					return
-				}
-				break // ErrResync: the subscription is live, the next ask polls on
-			}
+		batch, err := sub.Poll(ctx, buf)
+		if err == nil && len(batch) == 0 {
 			select {
 			case <-sub.Wake(): // also when the subscription ends: Poll reports why
 			case <-ctx.Done():
 				return
 			}
+			continue
+		}
+		select {
+		case s.feeds <- fed{gen: gen, msgs: batch, err: err}:
+		case <-ctx.Done():
+			return
+		}
+		if err != nil && !errors.Is(err, hub.ErrResync) {
+			return
+		}
+		// ErrResync leaves the subscription live. While nothing more is due, wait for
+		// the hub before the loop's next ask: the loop then asks without waking this
+		// goroutine, and a burst costs two wake-ups (this one, the loop), not three.
+		if !sub.Due() {
+			select {
+			case <-sub.Wake():
+			case <-ctx.Done():
+				return
+			}
+		}
+		select {
+		case buf = <-want:
+		case <-ctx.Done():
+			return
 		}
 	}
 }
