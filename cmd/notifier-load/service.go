@@ -116,7 +116,12 @@ func (s *notifierService) parse(frame []byte) (row, account int64, ok bool) {
 	if i < 0 {
 		return 0, 0, false
 	}
-	data := frame[i:]
+	return rowAndAccount(frame[i:])
+}
+
+// rowAndAccount reads the first "id" and "accountId" of an event's payload: the
+// appointment's own, which come before those of the rows joined into it.
+func rowAndAccount(data []byte) (row, account int64, ok bool) {
 	row, okRow := jsonInt(data, "id")
 	account, okAccount := jsonInt(data, "accountId")
 	return row, account, okRow && okAccount

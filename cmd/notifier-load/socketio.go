@@ -81,8 +81,5 @@ func parseSocketIO(frame []byte) (row, account int64, ok bool) {
 	if i < 0 {
 		return 0, 0, false
 	}
-	data := rest[i:]
-	row, okRow := jsonInt(data, "id")
-	account, okAccount := jsonInt(data, "accountId")
-	return row, account, okRow && okAccount
+	return rowAndAccount(rest[i:])
 }

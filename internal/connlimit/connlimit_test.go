@@ -38,20 +38,7 @@ func TestLimiterOverflow(t *testing.T) {
 		_ = c.Close()
 	})
 	srv := &http.Server{Handler: l.Handler(mux), ConnContext: l.ConnContext, ConnState: l.ConnState, ReadHeaderTimeout: 20 * time.Second}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		_ = srv.Serve(ln)
-	}()
-	defer func() {
-		_ = srv.Close()
-		<-served
-	}()
-	addr := ln.Addr().String()
+	addr := serve(t, srv)
 	request := func(c net.Conn, path string) *http.Response {
 		t.Helper()
 		if _, err := io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
@@ -151,20 +138,7 @@ func TestHijackedConnKeepsItsSocket(t *testing.T) {
 		})),
 		ConnContext: l.ConnContext, ConnState: l.ConnState, ReadHeaderTimeout: 20 * time.Second,
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		_ = srv.Serve(ln)
-	}()
-	defer func() {
-		_ = srv.Close()
-		<-served
-	}()
-	c, err := net.Dial("tcp", ln.Addr().String())
+	c, err := net.Dial("tcp", serve(t, srv))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,4 +156,23 @@ func TestHijackedConnKeepsItsSocket(t *testing.T) {
 	if _, err := (&hijackedConn{Conn: pipe, l: l, s: &connSlot{}}).SyscallConn(); !errors.Is(err, errNoSocket) {
 		t.Fatalf("SyscallConn of a pipe = %v, want errNoSocket", err)
 	}
+}
+
+// serve runs srv on a loopback port until the test ends and returns its address.
+func serve(t *testing.T, srv *http.Server) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		_ = srv.Serve(ln)
+	}()
+	t.Cleanup(func() {
+		_ = srv.Close()
+		<-served
+	})
+	return ln.Addr().String()
 }

@@ -28,6 +28,22 @@ const arrivalRounds = 200
 // never the bound (arrivalWait, 100ms in production).
 func patient(hd *socketio.Handler) { hd.SetArrivalWait(time.Minute) }
 
+// watchHolds returns a channel of the sessions whose loop held a request back (up to
+// size pending, the rest dropped) and a handler setup that makes the holds patient and
+// reports them there.
+func watchHolds(size int) (<-chan string, func(*socketio.Handler)) {
+	held := make(chan string, size)
+	return held, func(hd *socketio.Handler) {
+		patient(hd)
+		hd.OnHold(func(sid string) {
+			select {
+			case held <- sid:
+			default:
+			}
+		})
+	}
+}
+
 // rawConn dials the test server: one request per connection, as the suites' fetch
 // sends them (Connection: close), and nothing pooled behind the test's back.
 func (b *testBundle) rawConn(t testing.TB) net.Conn {
@@ -134,16 +150,8 @@ func TestGetAfterProbeInArrivalOrder(t *testing.T) {
 // accepted first, and the GET still gets the noop.
 func TestDelayedGetBeforeClose(t *testing.T) {
 	t.Parallel()
-	held := make(chan string, 16)
-	b := setupHandler(t, nil, func(hd *socketio.Handler) {
-		patient(hd) // the hold ends with the GET
-		hd.OnHold(func(sid string) {
-			select {
-			case held <- sid:
-			default:
-			}
-		})
-	})
+	held, holds := watchHolds(16) // the hold ends with the GET
+	b := setupHandler(t, nil, holds)
 	inner := *b.handler.Load()
 	arrived := make(chan struct{}, 1)
 	var gate atomic.Pointer[chan struct{}] // set while the next polling GET is to be held
@@ -260,16 +268,8 @@ func TestProbeFramesBeforeLaterGet(t *testing.T) {
 // (Arrivals): the client's next polling request is not held back for it.
 func TestFirstRequestsOfOtherRoutesSettle(t *testing.T) {
 	t.Parallel()
-	held := make(chan string, 1)
-	b := setupHandler(t, nil, func(hd *socketio.Handler) {
-		patient(hd)
-		hd.OnHold(func(sid string) {
-			select {
-			case held <- sid:
-			default:
-			}
-		})
-	})
+	held, holds := watchHolds(1)
+	b := setupHandler(t, nil, holds)
 	p := b.openPolling(t)
 	if r := send(t, b.rawConn(t), http.MethodGet, "/elsewhere", "")(); r.status != http.StatusNotFound {
 		t.Fatalf("GET /elsewhere = %d", r.status)
@@ -287,7 +287,7 @@ func TestFirstRequestsOfOtherRoutesSettle(t *testing.T) {
 // requests when the server sees it close, not arrivalWait later.
 func TestConnectionsWithoutRequestSettle(t *testing.T) {
 	t.Parallel()
-	held := make(chan string, 1)
+	held, holds := watchHolds(1)
 	closed := make(chan struct{}, 1)
 	b := setupHandler(t, func(srv *http.Server) {
 		next := srv.ConnState
@@ -300,15 +300,7 @@ func TestConnectionsWithoutRequestSettle(t *testing.T) {
 				}
 			}
 		}
-	}, func(hd *socketio.Handler) {
-		patient(hd)
-		hd.OnHold(func(sid string) {
-			select {
-			case held <- sid:
-			default:
-			}
-		})
-	})
+	}, holds)
 	p := b.openPolling(t)
 	for range len(closed) {
 		<-closed
